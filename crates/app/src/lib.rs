@@ -1,0 +1,1 @@
+//! vigil-app (being built).

@@ -1,0 +1,1 @@
+//! vigil-report (being built).
