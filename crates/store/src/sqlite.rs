@@ -1,0 +1,699 @@
+//! The SQLite backend.
+//!
+//! One dedicated writer thread owns the only writing connection and does *group commit*: it takes
+//! every write queued while the previous commit was syncing, runs each in its own savepoint inside
+//! one transaction, commits once (one WAL fsync, `synchronous=FULL`), and only then answers every
+//! waiter. A write that fails rolls back to its savepoint without disturbing the others in the
+//! batch. Reads run on a small pool of read-only connections through `spawn_blocking`; WAL lets them
+//! proceed while the writer commits, and each read sees every commit acknowledged before it began.
+
+use crate::codec::{
+    action_status_str, fingerprint, from_doc, kind_str, nanos, severity_rank, to_doc,
+};
+use crate::migrations::{self, Migration};
+use model::{
+    Action, ActionStatus, AlertQuery, Evidence, Fingerprint, Incident, IncidentQuery, Store,
+    StoreError, StoredAlert, TimelineEntry,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::sync::oneshot;
+
+/// Most writes folded into one transaction.
+const MAX_GROUP: usize = 4096;
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// A boxed query parameter that can cross to the blocking pool.
+type Param = Box<dyn ToSql + Send>;
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("sqlite: {e}"))
+}
+
+/// What the writer thread runs for one queued write.
+trait WriteJob: Send {
+    /// Runs inside the group transaction; returns what to do once the commit is known.
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn FnOnce(Result<(), String>) + Send>;
+    /// Answers without running (the transaction could not begin).
+    fn fail(self: Box<Self>, error: String);
+}
+
+struct Job<F, R> {
+    f: F,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<F, R> WriteJob for Job<F, R>
+where
+    F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    R: Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn FnOnce(Result<(), String>) + Send> {
+        let Job { f, reply } = *self;
+        let result = match conn.execute_batch("SAVEPOINT job") {
+            Err(e) => Err(backend(e)),
+            Ok(()) => {
+                let r = f(conn);
+                let end = if r.is_ok() {
+                    conn.execute_batch("RELEASE job")
+                } else {
+                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                };
+                match end {
+                    Ok(()) => r,
+                    Err(e) => Err(backend(e)),
+                }
+            }
+        };
+        Box::new(move |commit: Result<(), String>| {
+            let answer = match commit {
+                Ok(()) => result,
+                Err(e) => Err(StoreError::Backend(e)),
+            };
+            let _ = reply.send(answer);
+        })
+    }
+
+    fn fail(self: Box<Self>, error: String) {
+        let _ = self.reply.send(Err(StoreError::Backend(error)));
+    }
+}
+
+/// A Vigil store in one SQLite file.
+pub struct SqliteStore {
+    writer: mpsc::Sender<Box<dyn WriteJob>>,
+    readers: Arc<ReadPool>,
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(c);
+        }
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(backend)?;
+        c.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        Ok(c)
+    }
+
+    fn put(&self, c: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(c);
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with its parent directory) the database file at `path`, applies
+    /// pending migrations and starts the writer thread. Blocking; see [`crate::open_sqlite`] for
+    /// the async form.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Config(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let mut conn = Connection::open(&path).map_err(|e| {
+            StoreError::Config(format!("cannot open SQLite file {}: {e}", path.display()))
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Config(format!(
+                "{}: SQLite refused WAL mode (got {mode})",
+                path.display()
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
+            .map_err(backend)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        migrate(&mut conn, migrations::SQLITE, &path)?;
+
+        let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        std::thread::Builder::new()
+            .name("vigil-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start SQLite writer: {e}")))?;
+        Ok(SqliteStore {
+            writer: tx,
+            readers: Arc::new(ReadPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Queues a write for the next group commit and waits until it is durable.
+    async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(Box::new(Job { f, reply }))
+            .map_err(|_| StoreError::Backend("SQLite writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("SQLite writer has stopped".into()))?
+    }
+
+    /// Runs a read on a pooled read connection.
+    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let r = f(&conn);
+            pool.put(conn);
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("SQLite read task: {e}")))?
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let msg = format!("sqlite: cannot begin: {e}");
+            tracing::error!(error = %msg, "SQLite write batch failed");
+            for j in jobs {
+                j.fail(msg.clone());
+            }
+            continue;
+        }
+        let done: Vec<_> = jobs.into_iter().map(|j| j.run(&conn)).collect();
+        let commit = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            let msg = format!("sqlite: commit failed: {e}");
+            tracing::error!(error = %msg, "SQLite write batch failed");
+            msg
+        });
+        for d in done {
+            d(commit.clone());
+        }
+    }
+    tracing::debug!("SQLite writer stopped");
+}
+
+fn migrate(conn: &mut Connection, list: &[Migration], path: &Path) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY NOT NULL,
+             name TEXT NOT NULL,
+             applied_at INTEGER NOT NULL
+         )",
+    )
+    .map_err(backend)?;
+    let current: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    let latest = migrations::latest(list);
+    if current > latest {
+        return Err(StoreError::Config(format!(
+            "{}: schema version {current} is newer than this Vigil knows ({latest})",
+            path.display()
+        )));
+    }
+    for m in list {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let done: bool = tx
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [m.version],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        if done {
+            continue;
+        }
+        tx.execute_batch(m.sql).map_err(|e| {
+            StoreError::Backend(format!("sqlite migration {} ({}): {e}", m.version, m.name))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![m.version, m.name, nanos(chrono::Utc::now())],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        tracing::info!(version = m.version, name = m.name, path = %path.display(), "applied SQLite migration");
+    }
+    Ok(())
+}
+
+/// Runs a query with boxed parameters and decodes each row.
+fn query_docs<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[Param],
+    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let refs: Vec<&dyn ToSql> = params.iter().map(|b| b.as_ref() as &dyn ToSql).collect();
+    let mut rows = stmt.query(refs.as_slice()).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
+fn col<T: rusqlite::types::FromSql>(row: &rusqlite::Row<'_>, i: usize) -> Result<T, StoreError> {
+    row.get(i).map_err(backend)
+}
+
+fn decode_alert(row: &rusqlite::Row<'_>) -> Result<StoredAlert, StoreError> {
+    let fp: String = col(row, 0)?;
+    let incident_id: Option<i64> = col(row, 1)?;
+    let doc: String = col(row, 2)?;
+    Ok(StoredAlert {
+        fingerprint: fingerprint(&fp)?,
+        alert: from_doc("alert", &doc)?,
+        incident_id,
+    })
+}
+
+fn decode_incident(row: &rusqlite::Row<'_>) -> Result<Incident, StoreError> {
+    let id: i64 = col(row, 0)?;
+    let doc: String = col(row, 1)?;
+    let mut i: Incident = from_doc("incident", &doc)?;
+    i.id = id;
+    Ok(i)
+}
+
+fn decode_entry(row: &rusqlite::Row<'_>) -> Result<TimelineEntry, StoreError> {
+    let id: i64 = col(row, 0)?;
+    let incident_id: i64 = col(row, 1)?;
+    let doc: String = col(row, 2)?;
+    let mut e: TimelineEntry = from_doc("timeline entry", &doc)?;
+    e.id = id;
+    e.incident_id = incident_id;
+    Ok(e)
+}
+
+fn decode_action(row: &rusqlite::Row<'_>) -> Result<Action, StoreError> {
+    let id: i64 = col(row, 0)?;
+    let doc: String = col(row, 1)?;
+    let mut a: Action = from_doc("action", &doc)?;
+    a.id = id;
+    Ok(a)
+}
+
+fn decode_evidence(row: &rusqlite::Row<'_>) -> Result<Evidence, StoreError> {
+    let id: i64 = col(row, 0)?;
+    let doc: String = col(row, 1)?;
+    let mut e: Evidence = from_doc("evidence", &doc)?;
+    e.id = id;
+    Ok(e)
+}
+
+fn limit_i64(limit: Option<usize>) -> Option<i64> {
+    limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX))
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn upsert_alerts(&self, alerts: &[StoredAlert]) -> Result<(), StoreError> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(alerts.len());
+        for a in alerts {
+            rows.push((
+                a.fingerprint.to_string(),
+                a.incident_id,
+                nanos(a.alert.starts_at),
+                a.alert.ends_at.map(nanos),
+                nanos(a.alert.updated_at),
+                to_doc("alert", &a.alert)?,
+            ));
+        }
+        self.write(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (fingerprint) DO UPDATE SET
+                         incident_id = COALESCE(excluded.incident_id, alerts.incident_id),
+                         starts_at = excluded.starts_at,
+                         ends_at = excluded.ends_at,
+                         updated_at = excluded.updated_at,
+                         doc = excluded.doc",
+                )
+                .map_err(backend)?;
+            for r in &rows {
+                stmt.execute(params![r.0, r.1, r.2, r.3, r.4, r.5])
+                    .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_alert(&self, fp: Fingerprint) -> Result<Option<StoredAlert>, StoreError> {
+        let key = fp.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT fingerprint, incident_id, doc FROM alerts WHERE fingerprint = ?1")
+                .map_err(backend)?;
+            let row = stmt
+                .query_row([&key], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .optional()
+                .map_err(backend)?;
+            match row {
+                None => Ok(None),
+                Some((fp, incident_id, doc)) => Ok(Some(StoredAlert {
+                    fingerprint: fingerprint(&fp)?,
+                    alert: from_doc("alert", &doc)?,
+                    incident_id,
+                })),
+            }
+        })
+        .await
+    }
+
+    async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
+        let mut sql = String::from("SELECT fingerprint, incident_id, doc FROM alerts WHERE 1=1");
+        let mut p: Vec<Param> = Vec::new();
+        if let Some(id) = q.incident_id {
+            p.push(Box::new(id));
+            sql += &format!(" AND incident_id = ?{}", p.len());
+        }
+        if q.unassigned {
+            sql += " AND incident_id IS NULL";
+        }
+        if let Some(t) = q.firing_at {
+            p.push(Box::new(nanos(t)));
+            sql += &format!(" AND (ends_at IS NULL OR ends_at > ?{})", p.len());
+        }
+        sql += " ORDER BY updated_at DESC, fingerprint";
+        if let Some(l) = limit_i64(q.limit) {
+            p.push(Box::new(l));
+            sql += &format!(" LIMIT ?{}", p.len());
+        }
+        self.read(move |conn| query_docs(conn, &sql, &p, decode_alert))
+            .await
+    }
+
+    async fn set_alert_incident(&self, fp: Fingerprint, incident_id: i64) -> Result<(), StoreError> {
+        let key = fp.to_string();
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached("UPDATE alerts SET incident_id = ?1 WHERE fingerprint = ?2")
+                .and_then(|mut s| s.execute(params![incident_id, key]))
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { what: "alert", id: key });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_incident(&self, incident: &Incident) -> Result<Incident, StoreError> {
+        let mut out = incident.clone();
+        let doc = to_doc("incident", incident)?;
+        let cols = (
+            incident.status.as_str(),
+            severity_rank(incident.severity),
+            incident.drill,
+            nanos(incident.detected_at),
+            nanos(incident.updated_at),
+        );
+        let id = self
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO incidents (status, severity, drill, detected_at, updated_at, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut s| s.execute(params![cols.0, cols.1, cols.2, cols.3, cols.4, doc]))
+                .map_err(backend)?;
+                Ok(conn.last_insert_rowid())
+            })
+            .await?;
+        out.id = id;
+        Ok(out)
+    }
+
+    async fn update_incident(&self, incident: &Incident) -> Result<(), StoreError> {
+        let doc = to_doc("incident", incident)?;
+        let id = incident.id;
+        let cols = (
+            incident.status.as_str(),
+            severity_rank(incident.severity),
+            incident.drill,
+            nanos(incident.detected_at),
+            nanos(incident.updated_at),
+        );
+        self.write(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE incidents SET status = ?1, severity = ?2, drill = ?3, detected_at = ?4,
+                     updated_at = ?5, doc = ?6 WHERE id = ?7",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![cols.0, cols.1, cols.2, cols.3, cols.4, doc, id])
+                })
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    what: "incident",
+                    id: id.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        self.read(move |conn| {
+            let p: Vec<Param> = vec![Box::new(id)];
+            Ok(query_docs(conn, "SELECT id, doc FROM incidents WHERE id = ?1", &p, decode_incident)?
+                .pop())
+        })
+        .await
+    }
+
+    async fn list_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        let mut sql = String::from("SELECT id, doc FROM incidents WHERE 1=1");
+        let mut p: Vec<Param> = Vec::new();
+        if !q.statuses.is_empty() {
+            let mut marks = Vec::new();
+            for s in &q.statuses {
+                p.push(Box::new(s.as_str()));
+                marks.push(format!("?{}", p.len()));
+            }
+            sql += &format!(" AND status IN ({})", marks.join(", "));
+        }
+        if let Some(s) = q.min_severity {
+            p.push(Box::new(severity_rank(s)));
+            sql += &format!(" AND severity >= ?{}", p.len());
+        }
+        if let Some(d) = q.drill {
+            p.push(Box::new(d));
+            sql += &format!(" AND drill = ?{}", p.len());
+        }
+        if let Some(t) = q.since {
+            p.push(Box::new(nanos(t)));
+            sql += &format!(" AND detected_at >= ?{}", p.len());
+        }
+        sql += " ORDER BY detected_at DESC, id DESC";
+        if let Some(l) = limit_i64(q.limit) {
+            p.push(Box::new(l));
+            sql += &format!(" LIMIT ?{}", p.len());
+        }
+        self.read(move |conn| query_docs(conn, &sql, &p, decode_incident))
+            .await
+    }
+
+    async fn append_timeline(
+        &self,
+        entries: &[TimelineEntry],
+    ) -> Result<Vec<TimelineEntry>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::with_capacity(entries.len());
+        for e in entries {
+            rows.push((
+                e.incident_id,
+                nanos(e.at),
+                kind_str(e.kind),
+                to_doc("timeline entry", e)?,
+            ));
+        }
+        let ids = self
+            .write(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "INSERT INTO timeline (incident_id, at, kind, doc) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(backend)?;
+                let mut ids = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    stmt.execute(params![r.0, r.1, r.2, r.3]).map_err(backend)?;
+                    ids.push(conn.last_insert_rowid());
+                }
+                Ok(ids)
+            })
+            .await?;
+        Ok(entries
+            .iter()
+            .zip(ids)
+            .map(|(e, id)| TimelineEntry { id, ..e.clone() })
+            .collect())
+    }
+
+    async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.read(move |conn| {
+            let p: Vec<Param> = vec![Box::new(incident_id)];
+            query_docs(
+                conn,
+                "SELECT id, incident_id, doc FROM timeline WHERE incident_id = ?1 ORDER BY at, id",
+                &p,
+                decode_entry,
+            )
+        })
+        .await
+    }
+
+    async fn save_action(&self, action: &Action) -> Result<Action, StoreError> {
+        let doc = to_doc("action", action)?;
+        let id = action.id;
+        let cols = (
+            action.incident_id,
+            action_status_str(action.status),
+            nanos(action.requested_at),
+        );
+        let id = self
+            .write(move |conn| {
+                if id == 0 {
+                    conn.prepare_cached(
+                        "INSERT INTO actions (incident_id, status, requested_at, doc) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .and_then(|mut s| s.execute(params![cols.0, cols.1, cols.2, doc]))
+                    .map_err(backend)?;
+                    return Ok(conn.last_insert_rowid());
+                }
+                let n = conn
+                    .prepare_cached(
+                        "UPDATE actions SET incident_id = ?1, status = ?2, requested_at = ?3, doc = ?4 WHERE id = ?5",
+                    )
+                    .and_then(|mut s| s.execute(params![cols.0, cols.1, cols.2, doc, id]))
+                    .map_err(backend)?;
+                if n == 0 {
+                    return Err(StoreError::NotFound {
+                        what: "action",
+                        id: id.to_string(),
+                    });
+                }
+                Ok(id)
+            })
+            .await?;
+        Ok(Action {
+            id,
+            ..action.clone()
+        })
+    }
+
+    async fn get_action(&self, id: i64) -> Result<Option<Action>, StoreError> {
+        self.read(move |conn| {
+            let p: Vec<Param> = vec![Box::new(id)];
+            Ok(query_docs(conn, "SELECT id, doc FROM actions WHERE id = ?1", &p, decode_action)?.pop())
+        })
+        .await
+    }
+
+    async fn list_actions(
+        &self,
+        incident_id: Option<i64>,
+        status: Option<ActionStatus>,
+    ) -> Result<Vec<Action>, StoreError> {
+        let mut sql = String::from("SELECT id, doc FROM actions WHERE 1=1");
+        let mut p: Vec<Param> = Vec::new();
+        if let Some(id) = incident_id {
+            p.push(Box::new(id));
+            sql += &format!(" AND incident_id = ?{}", p.len());
+        }
+        if let Some(s) = status {
+            p.push(Box::new(action_status_str(s)));
+            sql += &format!(" AND status = ?{}", p.len());
+        }
+        sql += " ORDER BY requested_at, id";
+        self.read(move |conn| query_docs(conn, &sql, &p, decode_action))
+            .await
+    }
+
+    async fn add_evidence(&self, evidence: &Evidence) -> Result<Evidence, StoreError> {
+        let doc = to_doc("evidence", evidence)?;
+        let cols = (evidence.incident_id, nanos(evidence.collected_at));
+        let id = self
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO evidence (incident_id, collected_at, doc) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut s| s.execute(params![cols.0, cols.1, doc]))
+                .map_err(backend)?;
+                Ok(conn.last_insert_rowid())
+            })
+            .await?;
+        Ok(Evidence {
+            id,
+            ..evidence.clone()
+        })
+    }
+
+    async fn list_evidence(&self, incident_id: i64) -> Result<Vec<Evidence>, StoreError> {
+        self.read(move |conn| {
+            let p: Vec<Param> = vec![Box::new(incident_id)];
+            query_docs(
+                conn,
+                "SELECT id, doc FROM evidence WHERE incident_id = ?1 ORDER BY collected_at, id",
+                &p,
+                decode_evidence,
+            )
+        })
+        .await
+    }
+}
