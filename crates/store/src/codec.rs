@@ -22,7 +22,10 @@ pub(crate) fn to_doc<T: Serialize>(what: &'static str, v: &T) -> Result<String, 
 }
 
 /// Decodes a stored JSON document.
-pub(crate) fn from_doc<T: DeserializeOwned>(what: &'static str, doc: &str) -> Result<T, StoreError> {
+pub(crate) fn from_doc<T: DeserializeOwned>(
+    what: &'static str,
+    doc: &str,
+) -> Result<T, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Corrupt {
         what,
         message: e.to_string(),

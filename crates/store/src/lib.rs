@@ -100,10 +100,22 @@ mod tests {
     #[test]
     fn urls_pick_the_backend() {
         let s = |p: &str| StoreLocation::Sqlite(PathBuf::from(p));
-        assert_eq!(StoreLocation::parse("sqlite:///var/lib/v.db").unwrap(), s("/var/lib/v.db"));
-        assert_eq!(StoreLocation::parse("sqlite://data/v.db").unwrap(), s("data/v.db"));
-        assert_eq!(StoreLocation::parse("sqlite:data/v.db?mode=rwc").unwrap(), s("data/v.db"));
-        assert_eq!(StoreLocation::parse("./vigil-data/vigil.db").unwrap(), s("./vigil-data/vigil.db"));
+        assert_eq!(
+            StoreLocation::parse("sqlite:///var/lib/v.db").unwrap(),
+            s("/var/lib/v.db")
+        );
+        assert_eq!(
+            StoreLocation::parse("sqlite://data/v.db").unwrap(),
+            s("data/v.db")
+        );
+        assert_eq!(
+            StoreLocation::parse("sqlite:data/v.db?mode=rwc").unwrap(),
+            s("data/v.db")
+        );
+        assert_eq!(
+            StoreLocation::parse("./vigil-data/vigil.db").unwrap(),
+            s("./vigil-data/vigil.db")
+        );
         assert_eq!(
             StoreLocation::parse("postgres://u:p@127.0.0.1:5432/vigil").unwrap(),
             StoreLocation::Postgres("postgres://u:p@127.0.0.1:5432/vigil".into())

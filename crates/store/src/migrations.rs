@@ -44,7 +44,12 @@ mod tests {
     fn versions_strictly_increase_and_match_between_backends() {
         for list in [SQLITE, POSTGRES] {
             for w in list.windows(2) {
-                assert!(w[0].version < w[1].version, "{} then {}", w[0].version, w[1].version);
+                assert!(
+                    w[0].version < w[1].version,
+                    "{} then {}",
+                    w[0].version,
+                    w[1].version
+                );
             }
             assert_eq!(list.first().map(|m| m.version), Some(1));
         }

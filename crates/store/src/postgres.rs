@@ -90,9 +90,13 @@ impl PgStore {
 
     async fn query(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
         let g = self.client().await?;
-        let c = g.as_ref().ok_or_else(|| StoreError::Backend("no connection".into()))?;
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect();
+        let c = g
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("no connection".into()))?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect();
         c.query(sql, &refs).await.map_err(backend)
     }
 }
@@ -112,7 +116,10 @@ async fn migrate(client: &mut Client, list: &[Migration]) -> Result<(), StoreErr
     .await
     .map_err(backend)?;
     let current: i64 = tx
-        .query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations", &[])
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+            &[],
+        )
         .await
         .map_err(backend)?
         .get(0);
@@ -124,7 +131,10 @@ async fn migrate(client: &mut Client, list: &[Migration]) -> Result<(), StoreErr
     }
     for m in list.iter().filter(|m| m.version > current) {
         tx.batch_execute(m.sql).await.map_err(|e| {
-            StoreError::Backend(format!("postgres migration {} ({}): {e}", m.version, m.name))
+            StoreError::Backend(format!(
+                "postgres migration {} ({}): {e}",
+                m.version, m.name
+            ))
         })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
@@ -132,7 +142,11 @@ async fn migrate(client: &mut Client, list: &[Migration]) -> Result<(), StoreErr
         )
         .await
         .map_err(backend)?;
-        tracing::info!(version = m.version, name = m.name, "applied PostgreSQL migration");
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied PostgreSQL migration"
+        );
     }
     tx.commit().await.map_err(backend)
 }
@@ -177,7 +191,10 @@ fn decode_evidence(row: &Row) -> Result<Evidence, StoreError> {
     Ok(e)
 }
 
-fn decode_all<T>(rows: &[Row], f: impl Fn(&Row) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
+fn decode_all<T>(
+    rows: &[Row],
+    f: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     rows.iter().map(f).collect()
 }
 
@@ -218,7 +235,9 @@ impl Store for PgStore {
         let updated: Vec<i64> = unique.iter().map(|r| r.4).collect();
         let docs: Vec<&str> = unique.iter().map(|r| r.5.as_str()).collect();
         let g = self.client().await?;
-        let c = g.as_ref().ok_or_else(|| StoreError::Backend("no connection".into()))?;
+        let c = g
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("no connection".into()))?;
         c.execute(
             "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
              SELECT f, i, s, e, u, d::jsonb
@@ -270,10 +289,16 @@ impl Store for PgStore {
         decode_all(&self.query(&sql, &p).await?, decode_alert)
     }
 
-    async fn set_alert_incident(&self, fp: Fingerprint, incident_id: i64) -> Result<(), StoreError> {
+    async fn set_alert_incident(
+        &self,
+        fp: Fingerprint,
+        incident_id: i64,
+    ) -> Result<(), StoreError> {
         let key = fp.to_string();
         let g = self.client().await?;
-        let c = g.as_ref().ok_or_else(|| StoreError::Backend("no connection".into()))?;
+        let c = g
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("no connection".into()))?;
         let n = c
             .execute(
                 "UPDATE alerts SET incident_id = $1 WHERE fingerprint = $2",
@@ -282,7 +307,10 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         if n == 0 {
-            return Err(StoreError::NotFound { what: "alert", id: key });
+            return Err(StoreError::NotFound {
+                what: "alert",
+                id: key,
+            });
         }
         Ok(())
     }
@@ -290,7 +318,9 @@ impl Store for PgStore {
     async fn create_incident(&self, incident: &Incident) -> Result<Incident, StoreError> {
         let doc = to_doc("incident", incident)?;
         let g = self.client().await?;
-        let c = g.as_ref().ok_or_else(|| StoreError::Backend("no connection".into()))?;
+        let c = g
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("no connection".into()))?;
         let row = c
             .query_one(
                 "INSERT INTO incidents (status, severity, drill, detected_at, updated_at, doc)
@@ -315,7 +345,9 @@ impl Store for PgStore {
     async fn update_incident(&self, incident: &Incident) -> Result<(), StoreError> {
         let doc = to_doc("incident", incident)?;
         let g = self.client().await?;
-        let c = g.as_ref().ok_or_else(|| StoreError::Backend("no connection".into()))?;
+        let c = g
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("no connection".into()))?;
         let n = c
             .execute(
                 "UPDATE incidents SET status = $1, severity = $2, drill = $3, detected_at = $4,
@@ -343,7 +375,10 @@ impl Store for PgStore {
 
     async fn get_incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         let rows = self
-            .query("SELECT id, doc::text FROM incidents WHERE id = $1", &[Box::new(id)])
+            .query(
+                "SELECT id, doc::text FROM incidents WHERE id = $1",
+                &[Box::new(id)],
+            )
             .await?;
         rows.first().map(decode_incident).transpose()
     }
@@ -388,7 +423,9 @@ impl Store for PgStore {
             docs.push(to_doc("timeline entry", e)?);
         }
         let mut g = self.client().await?;
-        let c = g.as_mut().ok_or_else(|| StoreError::Backend("no connection".into()))?;
+        let c = g
+            .as_mut()
+            .ok_or_else(|| StoreError::Backend("no connection".into()))?;
         let tx = c.transaction().await.map_err(backend)?;
         let stmt = tx
             .prepare(
@@ -400,7 +437,10 @@ impl Store for PgStore {
         let mut out = Vec::with_capacity(entries.len());
         for (e, doc) in entries.iter().zip(&docs) {
             let row = tx
-                .query_one(&stmt, &[&e.incident_id, &nanos(e.at), &kind_str(e.kind), doc])
+                .query_one(
+                    &stmt,
+                    &[&e.incident_id, &nanos(e.at), &kind_str(e.kind), doc],
+                )
                 .await
                 .map_err(backend)?;
             out.push(TimelineEntry {
@@ -427,7 +467,9 @@ impl Store for PgStore {
         let status = action_status_str(action.status);
         let requested = nanos(action.requested_at);
         let g = self.client().await?;
-        let c = g.as_ref().ok_or_else(|| StoreError::Backend("no connection".into()))?;
+        let c = g
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("no connection".into()))?;
         if action.id == 0 {
             let row = c
                 .query_one(
@@ -461,7 +503,10 @@ impl Store for PgStore {
 
     async fn get_action(&self, id: i64) -> Result<Option<Action>, StoreError> {
         let rows = self
-            .query("SELECT id, doc::text FROM actions WHERE id = $1", &[Box::new(id)])
+            .query(
+                "SELECT id, doc::text FROM actions WHERE id = $1",
+                &[Box::new(id)],
+            )
             .await?;
         rows.first().map(decode_action).transpose()
     }
@@ -488,7 +533,9 @@ impl Store for PgStore {
     async fn add_evidence(&self, evidence: &Evidence) -> Result<Evidence, StoreError> {
         let doc = to_doc("evidence", evidence)?;
         let g = self.client().await?;
-        let c = g.as_ref().ok_or_else(|| StoreError::Backend("no connection".into()))?;
+        let c = g
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("no connection".into()))?;
         let row = c
             .query_one(
                 "INSERT INTO evidence (incident_id, collected_at, doc)

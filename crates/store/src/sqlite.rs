@@ -142,7 +142,9 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+        )
             .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn, migrations::SQLITE, &path)?;
@@ -388,7 +390,9 @@ impl Store for SqliteStore {
         let key = fp.to_string();
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT fingerprint, incident_id, doc FROM alerts WHERE fingerprint = ?1")
+                .prepare_cached(
+                    "SELECT fingerprint, incident_id, doc FROM alerts WHERE fingerprint = ?1",
+                )
                 .map_err(backend)?;
             let row = stmt
                 .query_row([&key], |r| {
@@ -435,7 +439,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn set_alert_incident(&self, fp: Fingerprint, incident_id: i64) -> Result<(), StoreError> {
+    async fn set_alert_incident(
+        &self,
+        fp: Fingerprint,
+        incident_id: i64,
+    ) -> Result<(), StoreError> {
         let key = fp.to_string();
         self.write(move |conn| {
             let n = conn
@@ -443,7 +451,10 @@ impl Store for SqliteStore {
                 .and_then(|mut s| s.execute(params![incident_id, key]))
                 .map_err(backend)?;
             if n == 0 {
-                return Err(StoreError::NotFound { what: "alert", id: key });
+                return Err(StoreError::NotFound {
+                    what: "alert",
+                    id: key,
+                });
             }
             Ok(())
         })
@@ -509,8 +520,13 @@ impl Store for SqliteStore {
     async fn get_incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         self.read(move |conn| {
             let p: Vec<Param> = vec![Box::new(id)];
-            Ok(query_docs(conn, "SELECT id, doc FROM incidents WHERE id = ?1", &p, decode_incident)?
-                .pop())
+            Ok(query_docs(
+                conn,
+                "SELECT id, doc FROM incidents WHERE id = ?1",
+                &p,
+                decode_incident,
+            )?
+            .pop())
         })
         .await
     }
@@ -640,7 +656,13 @@ impl Store for SqliteStore {
     async fn get_action(&self, id: i64) -> Result<Option<Action>, StoreError> {
         self.read(move |conn| {
             let p: Vec<Param> = vec![Box::new(id)];
-            Ok(query_docs(conn, "SELECT id, doc FROM actions WHERE id = ?1", &p, decode_action)?.pop())
+            Ok(query_docs(
+                conn,
+                "SELECT id, doc FROM actions WHERE id = ?1",
+                &p,
+                decode_action,
+            )?
+            .pop())
         })
         .await
     }

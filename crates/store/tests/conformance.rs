@@ -21,7 +21,8 @@ fn alert(name: &str, instance: &str, at: Time) -> StoredAlert {
         ("severity", "critical"),
     ]);
     let mut a = Alert::new(labels, at);
-    a.annotations.set("summary", format!("{name} on {instance}"));
+    a.annotations
+        .set("summary", format!("{name} on {instance}"));
     a.generator_url = "http://prometheus:9090/graph".into();
     StoredAlert {
         fingerprint: a.fingerprint(),
@@ -54,7 +55,9 @@ async fn alerts(s: &dyn Store) {
     let mut c = alert("miner", "host-b", t(20));
     c.alert.ends_at = Some(t(25));
     c.alert.evidence = Some(serde_json::json!({"proc.name": "xmrig"}));
-    s.upsert_alerts(&[a.clone(), b.clone(), c.clone()]).await.unwrap();
+    s.upsert_alerts(&[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
     s.upsert_alerts(&[]).await.unwrap();
 
     assert_eq!(s.get_alert(a.fingerprint).await.unwrap().as_ref(), Some(&a));
@@ -75,7 +78,11 @@ async fn alerts(s: &dyn Store) {
     b3.incident_id = Some(9);
     s.upsert_alerts(&[b3]).await.unwrap();
     assert_eq!(
-        s.get_alert(b.fingerprint).await.unwrap().unwrap().incident_id,
+        s.get_alert(b.fingerprint)
+            .await
+            .unwrap()
+            .unwrap()
+            .incident_id,
         Some(9)
     );
 
@@ -137,11 +144,18 @@ async fn alerts(s: &dyn Store) {
 
     s.set_alert_incident(a.fingerprint, 3).await.unwrap();
     assert_eq!(
-        s.get_alert(a.fingerprint).await.unwrap().unwrap().incident_id,
+        s.get_alert(a.fingerprint)
+            .await
+            .unwrap()
+            .unwrap()
+            .incident_id,
         Some(3)
     );
     let e = s.set_alert_incident(Fingerprint(42), 3).await.unwrap_err();
-    assert!(matches!(e, StoreError::NotFound { what: "alert", .. }), "{e}");
+    assert!(
+        matches!(e, StoreError::NotFound { what: "alert", .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("000000000000002a"), "{e}");
 }
 
@@ -175,7 +189,16 @@ async fn incidents(s: &dyn Store) {
     let mut ghost = one2.clone();
     ghost.id = 999_999;
     let e = s.update_incident(&ghost).await.unwrap_err();
-    assert!(matches!(e, StoreError::NotFound { what: "incident", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            StoreError::NotFound {
+                what: "incident",
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     let ids = |v: Vec<Incident>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
     // Newest first.
@@ -192,17 +215,26 @@ async fn incidents(s: &dyn Store) {
         statuses: vec![IncidentStatus::Open],
         ..Default::default()
     };
-    assert_eq!(ids(s.list_incidents(&q).await.unwrap()), vec![three.id, two.id]);
+    assert_eq!(
+        ids(s.list_incidents(&q).await.unwrap()),
+        vec![three.id, two.id]
+    );
     let q = IncidentQuery {
         min_severity: Some(Severity::Warning),
         ..Default::default()
     };
-    assert_eq!(ids(s.list_incidents(&q).await.unwrap()), vec![two.id, one.id]);
+    assert_eq!(
+        ids(s.list_incidents(&q).await.unwrap()),
+        vec![two.id, one.id]
+    );
     let q = IncidentQuery {
         drill: Some(false),
         ..Default::default()
     };
-    assert_eq!(ids(s.list_incidents(&q).await.unwrap()), vec![three.id, one.id]);
+    assert_eq!(
+        ids(s.list_incidents(&q).await.unwrap()),
+        vec![three.id, one.id]
+    );
     let q = IncidentQuery {
         drill: Some(true),
         ..Default::default()
@@ -212,7 +244,10 @@ async fn incidents(s: &dyn Store) {
         since: Some(t(200)),
         ..Default::default()
     };
-    assert_eq!(ids(s.list_incidents(&q).await.unwrap()), vec![three.id, two.id]);
+    assert_eq!(
+        ids(s.list_incidents(&q).await.unwrap()),
+        vec![three.id, two.id]
+    );
     let q = IncidentQuery {
         limit: Some(1),
         ..Default::default()
@@ -255,7 +290,10 @@ async fn timeline(s: &dyn Store) {
 
     let got = s.timeline(inc.id).await.unwrap();
     // Ordered by `at`, then id.
-    assert_eq!(got, vec![first[1].clone(), first[0].clone(), later[0].clone()]);
+    assert_eq!(
+        got,
+        vec![first[1].clone(), first[0].clone(), later[0].clone()]
+    );
     assert_eq!(got[1].data["fingerprint"], "e960cfc9079ae255");
     assert!(s.timeline(inc.id + 2000).await.unwrap().is_empty());
 }
@@ -276,8 +314,14 @@ async fn actions(s: &dyn Store) {
         decided_by: None,
     };
     let a = s.save_action(&mk(Some(1), "kill", t(510))).await.unwrap();
-    let b = s.save_action(&mk(Some(1), "evidence", t(500))).await.unwrap();
-    let c = s.save_action(&mk(None, "block_image", t(520))).await.unwrap();
+    let b = s
+        .save_action(&mk(Some(1), "evidence", t(500)))
+        .await
+        .unwrap();
+    let c = s
+        .save_action(&mk(None, "block_image", t(520)))
+        .await
+        .unwrap();
     assert!(a.id > 0 && b.id > a.id && c.id > b.id);
     assert_eq!(s.get_action(a.id).await.unwrap().as_ref(), Some(&a));
     assert_eq!(s.get_action(999_999).await.unwrap(), None);
@@ -292,18 +336,33 @@ async fn actions(s: &dyn Store) {
     let mut ghost = a2.clone();
     ghost.id = 999_999;
     let e = s.save_action(&ghost).await.unwrap_err();
-    assert!(matches!(e, StoreError::NotFound { what: "action", .. }), "{e}");
+    assert!(
+        matches!(e, StoreError::NotFound { what: "action", .. }),
+        "{e}"
+    );
 
     let ids = |v: Vec<Action>| v.into_iter().map(|x| x.id).collect::<Vec<_>>();
     // Oldest first.
-    assert_eq!(ids(s.list_actions(None, None).await.unwrap()), vec![b.id, a.id, c.id]);
-    assert_eq!(ids(s.list_actions(Some(1), None).await.unwrap()), vec![b.id, a.id]);
     assert_eq!(
-        ids(s.list_actions(None, Some(ActionStatus::Succeeded)).await.unwrap()),
+        ids(s.list_actions(None, None).await.unwrap()),
+        vec![b.id, a.id, c.id]
+    );
+    assert_eq!(
+        ids(s.list_actions(Some(1), None).await.unwrap()),
+        vec![b.id, a.id]
+    );
+    assert_eq!(
+        ids(s
+            .list_actions(None, Some(ActionStatus::Succeeded))
+            .await
+            .unwrap()),
         vec![a.id]
     );
     assert_eq!(
-        ids(s.list_actions(Some(1), Some(ActionStatus::Requested)).await.unwrap()),
+        ids(s
+            .list_actions(Some(1), Some(ActionStatus::Requested))
+            .await
+            .unwrap()),
         vec![b.id]
     );
     assert!(s.list_actions(Some(2), None).await.unwrap().is_empty());
@@ -390,9 +449,11 @@ async fn sqlite_migrations_are_idempotent_and_data_survives_reopen() {
     drop(s);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let (n, max): (i64, i64) = conn
-        .query_row("SELECT COUNT(*), MAX(version) FROM schema_migrations", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT COUNT(*), MAX(version) FROM schema_migrations",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!(n as usize, store::migrations::SQLITE.len());
     assert_eq!(max, store::migrations::SQLITE.last().unwrap().version);
@@ -407,7 +468,10 @@ async fn sqlite_migrations_are_idempotent_and_data_survives_reopen() {
     )
     .unwrap();
     drop(conn);
-    let e = store::open_sqlite(&path).await.err().expect("newer schema refused");
+    let e = store::open_sqlite(&path)
+        .await
+        .err()
+        .expect("newer schema refused");
     assert!(e.to_string().contains("999"), "{e}");
 }
 
