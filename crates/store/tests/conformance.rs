@@ -175,7 +175,7 @@ async fn incidents(s: &dyn Store) {
     assert_eq!(one.title, "miner on alpha");
 
     assert_eq!(s.get_incident(one.id).await.unwrap().as_ref(), Some(&one));
-    assert_eq!(s.get_incident(two.id).await.unwrap().unwrap().drill, true);
+    assert!(s.get_incident(two.id).await.unwrap().unwrap().drill);
     assert_eq!(s.get_incident(999_999).await.unwrap(), None);
 
     let mut one2 = one.clone();

@@ -63,9 +63,9 @@ fn durability_child() {
                 }
             }));
         }
-        for t in tasks {
-            t.await.unwrap();
-        }
+        // The writers never stop: wait for the first to fail (the parent kills us first).
+        let (r, _, _) = futures::future::select_all(tasks).await;
+        r.unwrap();
     });
 }
 
