@@ -1,1 +1,542 @@
-//! vigil-sensor (being built).
+//! Vigil's kernel sensor: Linux process, file and network events, attributed to containers, as
+//! [`model::Event`]s.
+//!
+//! # Backends
+//!
+//! - **eBPF** (feature `bpf`, on by default): CO-RE programs in `src/bpf/sensor.bpf.c`, compiled
+//!   by clang through libbpf-cargo at build time and loaded with libbpf-rs. They report through a
+//!   ring buffer: `execve`/`execveat` (argv, executable path, cwd, uid/gid, login uid, tty,
+//!   parent), process exit, `fork`/`vfork`/`clone`/`clone3` (new processes, not threads),
+//!   `connect` (TCP/UDP/unix, IPv4/IPv6, both ends, result) and `accept`/`accept4`,
+//!   `open`/`openat`/`openat2` (path, flags, mode, result), `unlink`/`unlinkat`,
+//!   `rename`/`renameat`/`renameat2`, `setuid`, `setgid`, `ptrace` (attach, seize, traceme,
+//!   poke), `memfd_create`. Every record carries the kernel timestamp, the cgroup id and the
+//!   cgroup's name, so containers are attributed without a race with the process' exit.
+//!
+//!   Opens, unlinks and renames are filtered in the kernel by [`WatchPrefix`]es
+//!   ([`default_watch_prefixes`]): reads only for sensitive files (`/etc/shadow`, `/root/.ssh/`,
+//!   …), writes below system directories (`/etc/`, `/bin/`, `/usr/bin/`, `/root/`, `/var/log/`…),
+//!   plus deletion or renaming of `*_history` files. Relative paths are resolved against the
+//!   process' cwd in user space, so the kernel filter only sees absolute paths.
+//! - **proc** (fallback, no BPF/BTF needed, root needed): the netlink process-events connector
+//!   (fork, exec, exit, uid/gid changes, ptrace attach) with `/proc` enrichment, and a scan of
+//!   `/proc/net/{tcp,tcp6,udp,udp6}` every [`SensorConfig::conn_scan_interval`].
+//!
+//! ## What the proc fallback cannot see
+//!
+//! - No file events at all: `open*`, `unlink*`, `rename*` (so no "read sensitive file" or
+//!   "write below etc" detections), and no `memfd_create`.
+//! - Exec details are read from `/proc/<pid>` after the fact: a process that exits within
+//!   microseconds yields an exec event with only pid, and the argv/exe/cwd it had at the time of
+//!   reading; `execveat` is reported as `execve`; failed execs are not seen.
+//! - Connections are sampled: a connection opened and closed between two scans is missed, the
+//!   result of a failed `connect` is never seen, the owning process is found by socket inode
+//!   (none for a socket already closed), unix sockets are not reported, and the timestamp is the
+//!   scan time.
+//! - `setuid`/`setgid` appear only when the ids actually change (not failed attempts), and
+//!   `ptrace` only for attach (not `PTRACE_POKE*`/`TRACEME`).
+//! - Forks are reported with kind `clone` whatever syscall created the process.
+//!
+//! # Container attribution
+//!
+//! cgroup (v1 `memory` hierarchy on legacy/hybrid hosts, the unified hierarchy on v2) → container
+//! id, for Docker (cgroupfs and systemd drivers), containerd/CRI, CRI-O, Podman and kubepods
+//! layouts (see [`cgroup`]). Metadata (name, image, image id and digest, labels, Kubernetes pod
+//! and namespace from `io.kubernetes.*` labels, privileged, start time) comes from the Docker
+//! Engine API and is cached; Docker's own events refresh the cache and are delivered as events
+//! with `source = docker` (`container_create`, `container_start`, `container_exec`,
+//! `container_die`, `container_kill`, `container_oom`, `image_pull`, `image_tag`,
+//! `image_delete`, …) with the container filled in.
+//!
+//! # Use
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sensor::SensorError> {
+//! let mut handle = sensor::Sensor::start(sensor::SensorConfig::default()).await?;
+//! tracing::info!(backend = %handle.backend(), "sensor running");
+//! let mut events = handle.take_events().expect("taken once");
+//! while let Some(ev) = events.recv().await {
+//!     // feed the detection engine
+//!     let _ = ev;
+//! }
+//! let stats = handle.stats(); // events/s, ring-buffer drops, channel drops, lost
+//! # let _ = stats; Ok(()) }
+//! ```
+//!
+//! The handle stops the sensor when dropped (or by [`SensorHandle::stop`]). Events the consumer
+//! does not take fast enough are dropped at the bounded channel and counted in
+//! [`SensorStats::channel_drops`]; events the kernel could not hand over are counted in
+//! [`SensorStats::ring_drops`].
+
+pub mod cgroup;
+mod docker;
+#[cfg(feature = "bpf")]
+mod ebpf;
+mod enrich;
+mod procconn;
+pub mod proctable;
+mod raw;
+
+pub use enrich::boot_ns;
+
+use model::Event;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Which backend to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// eBPF when it loads, else the proc connector.
+    #[default]
+    Auto,
+    /// eBPF only; fail when it cannot load.
+    Ebpf,
+    /// The proc connector fallback only.
+    Proc,
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = SensorError;
+    fn from_str(s: &str) -> Result<Self, SensorError> {
+        match s {
+            "auto" => Ok(BackendChoice::Auto),
+            "ebpf" | "bpf" => Ok(BackendChoice::Ebpf),
+            "proc" => Ok(BackendChoice::Proc),
+            other => Err(SensorError::Config(format!(
+                "backend: unknown value `{other}` (expected auto, ebpf or proc)"
+            ))),
+        }
+    }
+}
+
+/// The backend that runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// eBPF programs and a ring buffer.
+    Ebpf,
+    /// Netlink proc connector and `/proc` scans.
+    Proc,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Ebpf => "ebpf",
+            Backend::Proc => "proc",
+        })
+    }
+}
+
+/// A path prefix the kernel-side file filter lets through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchPrefix {
+    /// Absolute path prefix, at most 64 bytes (`/etc/`, `/etc/shadow`).
+    pub prefix: String,
+    /// Only opens for writing/creating/truncating (and unlinks/renames) pass; otherwise any open.
+    pub writes_only: bool,
+}
+
+impl WatchPrefix {
+    fn new(prefix: &str, writes_only: bool) -> WatchPrefix {
+        WatchPrefix {
+            prefix: prefix.to_string(),
+            writes_only,
+        }
+    }
+}
+
+/// The default file filter (at most 32 prefixes are used).
+pub fn default_watch_prefixes() -> Vec<WatchPrefix> {
+    let any = [
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/sudoers",
+        "/etc/pam.d/",
+        "/etc/security/",
+        "/etc/ld.so.preload",
+        "/root/.ssh/",
+        "/root/.aws/",
+        "/root/.kube/",
+        "/root/.docker/",
+        "/etc/kubernetes/",
+        "/var/run/secrets/kubernetes.io/",
+        "/run/secrets/kubernetes.io/",
+    ];
+    let writes = [
+        "/etc/",
+        "/bin/",
+        "/sbin/",
+        "/usr/bin/",
+        "/usr/sbin/",
+        "/usr/local/bin/",
+        "/usr/local/sbin/",
+        "/lib/",
+        "/lib64/",
+        "/usr/lib/",
+        "/boot/",
+        "/root/",
+        "/var/log/",
+        "/var/lib/dpkg/",
+        "/var/lib/rpm/",
+        "/var/spool/cron/",
+        "/dev/shm/",
+        "/proc/sys/",
+    ];
+    any.iter()
+        .map(|p| WatchPrefix::new(p, false))
+        .chain(writes.iter().map(|p| WatchPrefix::new(p, true)))
+        .collect()
+}
+
+/// Sensor settings.
+#[derive(Debug, Clone)]
+pub struct SensorConfig {
+    /// Which backend to run.
+    pub backend: BackendChoice,
+    /// Capacity of the event channel handed to the consumer.
+    pub channel_capacity: usize,
+    /// Docker socket for container metadata and Docker events; `None` disables both.
+    pub docker_socket: Option<String>,
+    /// Deliver Docker's events (container start, image pull, …) as events.
+    pub docker_events: bool,
+    /// Ring buffer size in bytes (rounded up to a power of two).
+    pub ring_buffer_bytes: u32,
+    /// Kernel-side file filter (eBPF backend).
+    pub watch_prefixes: Vec<WatchPrefix>,
+    /// Most processes held in the process table.
+    pub max_processes: usize,
+    /// Interval of the `/proc/net` connection scan (proc backend).
+    pub conn_scan_interval: Duration,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            backend: BackendChoice::Auto,
+            channel_capacity: 65_536,
+            docker_socket: Some("/var/run/docker.sock".into()),
+            docker_events: true,
+            ring_buffer_bytes: 16 << 20,
+            watch_prefixes: default_watch_prefixes(),
+            max_processes: 65_536,
+            conn_scan_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why the sensor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SensorError {
+    /// The eBPF programs could not be opened, loaded (verifier) or attached.
+    #[error("eBPF backend: {0}")]
+    Bpf(String),
+    /// This build has no eBPF programs (feature `bpf` off).
+    #[error("eBPF backend: vigil-sensor was built without the `bpf` feature")]
+    NoBpf,
+    /// The proc connector could not be opened (needs root / CAP_NET_ADMIN).
+    #[error("proc backend: {0}")]
+    ProcConnector(String),
+    /// A setting is invalid.
+    #[error("sensor config: {0}")]
+    Config(String),
+    /// The sensor thread could not be started.
+    #[error("sensor thread: {0}")]
+    Thread(String),
+}
+
+/// Counters shared by the backend thread, the Docker task and the handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    tx: mpsc::Sender<Event>,
+    pub(crate) stop: AtomicBool,
+    events: AtomicU64,
+    channel_drops: AtomicU64,
+    pub(crate) ring_drops: AtomicU64,
+    pub(crate) kernel_lost: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
+}
+
+impl Shared {
+    /// Hands an event to the consumer; counts it, or counts the drop when the channel is full.
+    pub(crate) fn emit(&self, ev: Event) {
+        match self.tx.try_send(ev) {
+            Ok(()) => {
+                self.events.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.channel_drops.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A snapshot of the sensor's counters.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SensorStats {
+    /// The backend that runs.
+    pub backend: String,
+    /// Events delivered since start.
+    pub events: u64,
+    /// Events delivered per second since the previous [`SensorHandle::stats`] call.
+    pub events_per_sec: f64,
+    /// Records the kernel could not put in the ring buffer (buffer full).
+    pub ring_drops: u64,
+    /// Events dropped because the consumer's channel was full.
+    pub channel_drops: u64,
+    /// Events lost otherwise: the kernel's pending-syscall table full (eBPF) or netlink
+    /// overruns (proc).
+    pub lost: u64,
+    /// Records that could not be decoded.
+    pub decode_errors: u64,
+}
+
+/// The running sensor. Dropping it stops the sensor.
+pub struct SensorHandle {
+    backend: Backend,
+    shared: Arc<Shared>,
+    events: Option<mpsc::Receiver<Event>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    docker_task: Option<tokio::task::JoinHandle<()>>,
+    last: Mutex<(Instant, u64)>,
+}
+
+impl std::fmt::Debug for SensorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SensorHandle")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SensorHandle {
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The event stream (bounded); `None` once taken.
+    pub fn take_events(&mut self) -> Option<mpsc::Receiver<Event>> {
+        self.events.take()
+    }
+
+    /// The counters, with the event rate since the previous call.
+    pub fn stats(&self) -> SensorStats {
+        let events = self.shared.events.load(Ordering::Relaxed);
+        let rate = match self.last.lock() {
+            Ok(mut l) => {
+                let dt = l.0.elapsed().as_secs_f64();
+                let r = if dt > 0.0 {
+                    (events - l.1) as f64 / dt
+                } else {
+                    0.0
+                };
+                *l = (Instant::now(), events);
+                r
+            }
+            Err(_) => 0.0,
+        };
+        SensorStats {
+            backend: self.backend.to_string(),
+            events,
+            events_per_sec: rate,
+            ring_drops: self.shared.ring_drops.load(Ordering::Relaxed),
+            channel_drops: self.shared.channel_drops.load(Ordering::Relaxed),
+            lost: self.shared.kernel_lost.load(Ordering::Relaxed),
+            decode_errors: self.shared.decode_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the sensor and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.docker_task.take() {
+            t.abort();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SensorHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Entry point of the sensor.
+#[derive(Debug)]
+pub struct Sensor;
+
+impl Sensor {
+    /// Starts the sensor: seeds the process table from `/proc` and the container cache from
+    /// Docker, starts the chosen backend on its own thread, and follows Docker's events. Must
+    /// be called inside a tokio runtime. Logs which backend runs.
+    pub async fn start(cfg: SensorConfig) -> Result<SensorHandle, SensorError> {
+        if cfg.channel_capacity == 0 {
+            return Err(SensorError::Config(
+                "channel_capacity: must be at least 1".into(),
+            ));
+        }
+        let mode = cgroup::CgroupMode::detect();
+        let rt = tokio::runtime::Handle::current();
+        let docker = match &cfg.docker_socket {
+            Some(s) => docker::DockerWatch::connect(s).await,
+            None => None,
+        };
+        if let Some(d) = &docker {
+            let n = d.seed().await;
+            tracing::debug!(containers = n, "container cache seeded");
+        }
+        let procs = tokio::task::spawn_blocking({
+            let max = cfg.max_processes;
+            move || {
+                let mut t = proctable::ProcTable::new(max, mode);
+                t.seed();
+                t
+            }
+        })
+        .await
+        .map_err(|e| SensorError::Thread(e.to_string()))?;
+        let enr = Box::new(enrich::Enricher::new(
+            procs,
+            mode,
+            docker.clone(),
+            Some(rt.clone()),
+        ));
+        let (tx, rx) = mpsc::channel(cfg.channel_capacity);
+        let shared = Arc::new(Shared {
+            tx,
+            stop: AtomicBool::new(false),
+            events: AtomicU64::new(0),
+            channel_drops: AtomicU64::new(0),
+            ring_drops: AtomicU64::new(0),
+            kernel_lost: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+        });
+
+        let (backend, thread) = match cfg.backend {
+            BackendChoice::Proc => start_proc(&cfg, enr, &shared, mode)?,
+            BackendChoice::Ebpf => start_ebpf(&cfg, enr, &shared, mode)
+                .await
+                .map_err(|(e, _)| e)?,
+            BackendChoice::Auto => match start_ebpf(&cfg, enr, &shared, mode).await {
+                Ok(r) => r,
+                Err((e, enr)) => {
+                    tracing::warn!(error = %e, "eBPF backend unavailable; falling back to the proc connector");
+                    start_proc(&cfg, enr, &shared, mode)?
+                }
+            },
+        };
+        tracing::info!(%backend, docker = docker.is_some(), "sensor started");
+
+        let docker_task = match docker {
+            Some(d) if cfg.docker_events => {
+                let sh = shared.clone();
+                Some(tokio::spawn(d.run_events(enrich::hostname(), move |ev| {
+                    sh.emit(ev);
+                    !sh.stop.load(Ordering::Relaxed)
+                })))
+            }
+            _ => None,
+        };
+        Ok(SensorHandle {
+            backend,
+            shared,
+            events: Some(rx),
+            thread: Some(thread),
+            docker_task,
+            last: Mutex::new((Instant::now(), 0)),
+        })
+    }
+}
+
+type Started = (Backend, std::thread::JoinHandle<()>);
+
+fn start_proc(
+    cfg: &SensorConfig,
+    enr: Box<enrich::Enricher>,
+    shared: &Arc<Shared>,
+    mode: cgroup::CgroupMode,
+) -> Result<Started, SensorError> {
+    let conn = procconn::ProcConnector::open()?;
+    let sh = shared.clone();
+    let every = cfg.conn_scan_interval;
+    let t = std::thread::Builder::new()
+        .name("vigil-sensor-proc".into())
+        .spawn(move || procconn::run(conn, enr, sh, mode, every))
+        .map_err(|e| SensorError::Thread(e.to_string()))?;
+    Ok((Backend::Proc, t))
+}
+
+#[cfg(feature = "bpf")]
+async fn start_ebpf(
+    cfg: &SensorConfig,
+    enr: Box<enrich::Enricher>,
+    shared: &Arc<Shared>,
+    mode: cgroup::CgroupMode,
+) -> Result<Started, (SensorError, Box<enrich::Enricher>)> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+    let ecfg = ebpf::EbpfConfig {
+        ring_bytes: cfg.ring_buffer_bytes.max(4096),
+        use_v1_memcg: mode == cgroup::CgroupMode::V1,
+        prefixes: cfg.watch_prefixes.clone(),
+    };
+    let sh = shared.clone();
+    let t = match std::thread::Builder::new()
+        .name("vigil-sensor-bpf".into())
+        .spawn(move || ebpf::run(ecfg, enr, sh, ready_tx))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            return Err((
+                SensorError::Thread(e.to_string()),
+                Box::new(enrich::Enricher::new(
+                    proctable::ProcTable::new(cfg.max_processes, mode),
+                    mode,
+                    None,
+                    None,
+                )),
+            ));
+        }
+    };
+    let res = tokio::task::spawn_blocking(move || ready_rx.recv()).await;
+    match res {
+        Ok(Ok(Ok(()))) => Ok((Backend::Ebpf, t)),
+        Ok(Ok(Err((e, enr)))) => {
+            let _ = t.join();
+            Err((e, enr))
+        }
+        _ => {
+            let _ = t.join();
+            Err((
+                SensorError::Thread("eBPF thread ended before reporting".into()),
+                Box::new(enrich::Enricher::new(
+                    proctable::ProcTable::new(cfg.max_processes, mode),
+                    mode,
+                    None,
+                    None,
+                )),
+            ))
+        }
+    }
+}
+
+#[cfg(not(feature = "bpf"))]
+async fn start_ebpf(
+    _cfg: &SensorConfig,
+    enr: Box<enrich::Enricher>,
+    _shared: &Arc<Shared>,
+    _mode: cgroup::CgroupMode,
+) -> Result<Started, (SensorError, Box<enrich::Enricher>)> {
+    Err((SensorError::NoBpf, enr))
+}

@@ -1,0 +1,825 @@
+// SPDX-License-Identifier: GPL-2.0
+// Vigil kernel sensor: process, file and network events to a ring buffer.
+//
+// CO-RE: compiled once against vmlinux.h, relocated by libbpf against the running kernel's BTF.
+// The record layouts below are mirrored byte for byte by `src/ebpf/decode.rs`; keep them in sync
+// (every field is naturally aligned, little-endian, no implicit padding).
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+// ---- record kinds (mirror of decode.rs) ----
+#define K_EXECVE 1
+#define K_EXECVEAT 2
+#define K_EXIT 3
+#define K_FORK 4
+#define K_CONNECT 5
+#define K_ACCEPT 6
+#define K_OPEN 7
+#define K_OPENAT 8
+#define K_OPENAT2 9
+#define K_UNLINK 10
+#define K_UNLINKAT 11
+#define K_RENAME 12
+#define K_RENAMEAT 13
+#define K_RENAMEAT2 14
+#define K_SETUID 15
+#define K_SETGID 16
+#define K_PTRACE 17
+#define K_MEMFD 18
+
+#define PATH_MAX_LEN 256
+#define CGROUP_NAME_LEN 96
+#define ARGS_LEN 1024
+#define WALK_BUF 320 /* 256 + one 64-byte component of slack */
+#define WALK_DEPTH 24
+#define NPREFIX 32
+#define PREFIX_LEN 64
+
+#define O_WRONLY 01
+#define O_RDWR 02
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+
+struct hdr {
+	u32 kind;
+	u32 pid;       /* tgid */
+	u32 tid;
+	u32 ppid;
+	u32 vpid;
+	u32 uid;
+	u32 gid;
+	u32 loginuid;
+	u64 ts;        /* bpf_ktime_get_boot_ns */
+	u64 cgroup_id; /* kernfs id of the container-relevant cgroup */
+	s64 res;
+	u64 start_time; /* task start, ns since boot */
+	char comm[16];
+	char cgroup[CGROUP_NAME_LEN];
+}; /* 176 bytes */
+
+struct exec_rec {
+	struct hdr h;
+	u32 tty;
+	u32 args_len;
+	u32 exe_len;
+	u32 cwd_len;
+	char exe[WALK_BUF];  /* path components, leaf first, NUL separated */
+	char cwd[WALK_BUF];  /* same */
+	char args[ARGS_LEN]; /* argv, NUL separated */
+};
+
+struct exit_rec {
+	struct hdr h;
+	u32 code;
+	u32 pad;
+};
+
+struct fork_rec {
+	struct hdr h;
+	u32 child_pid;
+	u32 child_tid;
+	u32 nr; /* syscall number that created it */
+	u32 pad;
+};
+
+struct sock_rec {
+	struct hdr h;
+	u16 family;
+	u16 proto; /* IPPROTO_* */
+	u16 lport;
+	u16 rport;
+	u8 laddr[16];
+	u8 raddr[16];
+	s32 fd;
+	u32 pad;
+	char unix_path[112];
+};
+
+struct file_rec {
+	struct hdr h;
+	u32 flags;
+	u32 mode;
+	s32 dfd;
+	u32 aux; /* ptrace: target pid; setuid: id; memfd: flags */
+	u64 aux2; /* ptrace: request */
+	char path[PATH_MAX_LEN];
+	char path2[PATH_MAX_LEN];
+};
+
+struct prefix {
+	char p[PREFIX_LEN];
+	u32 len;
+	u32 mode; /* 1: any open, 2: writes only */
+};
+
+// Set by user space before load.
+const volatile u32 use_v1_memcg = 0;
+const volatile u32 n_prefixes = 0;
+const volatile u32 self_tgid = 0;
+const volatile struct prefix prefixes[NPREFIX] = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024);
+} events SEC(".maps");
+
+// 0: ring buffer reservation failed (event lost), 1: pending table full
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, u32);
+	__type(value, u64);
+} counters SEC(".maps");
+
+struct pending {
+	u32 kind;
+	u32 flags;
+	u64 a0;
+	u64 a1;
+	u64 a2;
+	char path[PATH_MAX_LEN];
+	char path2[PATH_MAX_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, struct pending);
+} pend SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct pending);
+} scratch SEC(".maps");
+
+static __always_inline void count(u32 idx)
+{
+	u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline void *reserve(u64 size)
+{
+	void *r = bpf_ringbuf_reserve(&events, size, 0);
+	if (!r)
+		count(0);
+	return r;
+}
+
+static __always_inline bool is_self(void)
+{
+	return self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid;
+}
+
+static __always_inline struct cgroup *task_cgroup(struct task_struct *t)
+{
+	if (use_v1_memcg && bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id)) {
+		int id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+		return BPF_CORE_READ(t, cgroups, subsys[id], cgroup);
+	}
+	return BPF_CORE_READ(t, cgroups, dfl_cgrp);
+}
+
+static __always_inline u32 task_vpid(struct task_struct *t)
+{
+	struct pid *p = BPF_CORE_READ(t, group_leader, thread_pid);
+	if (!p)
+		return 0;
+	u32 level = BPF_CORE_READ(p, level);
+	u32 off = bpf_core_field_offset(struct pid, numbers);
+	u32 sz = bpf_core_type_size(struct upid);
+	u32 nroff = bpf_core_field_offset(struct upid, nr);
+	u32 nr = 0;
+	bpf_probe_read_kernel(&nr, sizeof(nr), (void *)p + off + (level & 31) * sz + nroff);
+	return nr;
+}
+
+static __always_inline void fill_hdr(struct hdr *h, u32 kind, struct task_struct *t)
+{
+	h->kind = kind;
+	h->pid = BPF_CORE_READ(t, tgid);
+	h->tid = BPF_CORE_READ(t, pid);
+	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	h->vpid = task_vpid(t);
+	h->uid = BPF_CORE_READ(t, cred, uid.val);
+	h->gid = BPF_CORE_READ(t, cred, gid.val);
+	if (bpf_core_field_exists(t->loginuid))
+		h->loginuid = BPF_CORE_READ(t, loginuid.val);
+	else
+		h->loginuid = (u32)-1;
+	h->ts = bpf_ktime_get_boot_ns();
+	h->res = 0;
+	h->start_time = BPF_CORE_READ(t, start_boottime);
+	BPF_CORE_READ_STR_INTO(&h->comm, t, comm);
+	struct cgroup *cg = task_cgroup(t);
+	struct kernfs_node *kn = BPF_CORE_READ(cg, kn);
+	h->cgroup_id = BPF_CORE_READ(kn, id);
+	const char *name = BPF_CORE_READ(kn, name);
+	if (bpf_probe_read_kernel_str(h->cgroup, sizeof(h->cgroup), name) < 0)
+		h->cgroup[0] = 0;
+}
+
+// Writes the components of `path` leaf first, NUL separated, stopping at the task's root.
+static __always_inline u32 walk_path(char *buf, struct path *path, struct path *root)
+{
+	struct dentry *d = BPF_CORE_READ(path, dentry);
+	struct vfsmount *vm = BPF_CORE_READ(path, mnt);
+	struct mount *m = container_of(vm, struct mount, mnt);
+	struct dentry *rootd = BPF_CORE_READ(root, dentry);
+	struct vfsmount *rootm = BPF_CORE_READ(root, mnt);
+	u32 pos = 0;
+
+	for (int i = 0; i < WALK_DEPTH; i++) {
+		if (d == rootd && vm == rootm)
+			break;
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		struct dentry *mroot = BPF_CORE_READ(vm, mnt_root);
+		if (d == mroot || d == parent) {
+			struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+			if (mp == m || d != mroot)
+				break;
+			d = BPF_CORE_READ(m, mnt_mountpoint);
+			m = mp;
+			vm = &mp->mnt;
+			continue;
+		}
+		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+		if (pos >= PATH_MAX_LEN)
+			break;
+		long n = bpf_probe_read_kernel_str(buf + (pos & (PATH_MAX_LEN - 1)), PREFIX_LEN, name);
+		if (n <= 0)
+			break;
+		pos += n;
+		d = parent;
+	}
+	return pos;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	if (is_self())
+		return 0;
+	u32 kind = K_EXECVE;
+	u64 key = ((u64)BPF_CORE_READ(p, tgid) << 32) | (u32)old_pid;
+	struct pending *pe = bpf_map_lookup_elem(&pend, &key);
+	if (pe && pe->kind == K_EXECVEAT)
+		kind = K_EXECVEAT;
+
+	struct exec_rec *r = reserve(sizeof(*r));
+	if (!r)
+		return 0;
+	fill_hdr(&r->h, kind, p);
+
+	struct tty_struct *tty = BPF_CORE_READ(p, signal, tty);
+	r->tty = 0;
+	if (tty) {
+		u32 major = BPF_CORE_READ(tty, driver, major);
+		u32 minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+		r->tty = (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12);
+	}
+
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	u64 as = BPF_CORE_READ(mm, arg_start);
+	u64 ae = BPF_CORE_READ(mm, arg_end);
+	u64 len = ae > as ? ae - as : 0;
+	if (len > ARGS_LEN)
+		len = ARGS_LEN;
+	r->args_len = 0;
+	if (len > 0 && bpf_probe_read_user(r->args, len, (void *)as) == 0)
+		r->args_len = len;
+
+	struct path root = BPF_CORE_READ(p, fs, root);
+	struct path exe = BPF_CORE_READ(bprm, file, f_path);
+	r->exe_len = walk_path(r->exe, &exe, &root);
+	struct path pwd = BPF_CORE_READ(p, fs, pwd);
+	r->cwd_len = walk_path(r->cwd, &pwd, &root);
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
+		return 0; /* a thread, not the process */
+	if (is_self())
+		return 0;
+	struct exit_rec *r = reserve(sizeof(*r));
+	if (!r)
+		return 0;
+	fill_hdr(&r->h, K_EXIT, p);
+	r->code = BPF_CORE_READ(p, exit_code);
+	r->pad = 0;
+	r->h.res = r->code;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0; /* new thread */
+	struct fork_rec *r = reserve(sizeof(*r));
+	if (!r)
+		return 0;
+	struct task_struct *cur = bpf_get_current_task_btf();
+	fill_hdr(&r->h, K_FORK, cur);
+	r->child_pid = BPF_CORE_READ(child, tgid);
+	r->child_tid = BPF_CORE_READ(child, pid);
+	r->h.res = r->child_pid;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(cur);
+	r->nr = regs ? BPF_CORE_READ(regs, orig_ax) : 0;
+	r->pad = 0;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+// ---- syscall enter/exit pairs ----
+
+static __always_inline struct pending *scratch_pending(void)
+{
+	u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+static __always_inline void stash(struct pending *pe)
+{
+	u64 key = bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&pend, &key, pe, BPF_ANY) != 0)
+		count(1);
+}
+
+static __always_inline struct pending *take(u32 k1, u32 k2, u32 k3)
+{
+	u64 key = bpf_get_current_pid_tgid();
+	struct pending *pe = bpf_map_lookup_elem(&pend, &key);
+	if (!pe)
+		return 0;
+	if (pe->kind != k1 && pe->kind != k2 && pe->kind != k3)
+		return 0;
+	return pe;
+}
+
+static __always_inline void drop_pending(void)
+{
+	u64 key = bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&pend, &key);
+}
+
+// Does an open of `path` with `flags` pass the kernel filter?
+static __always_inline bool wanted(const char *path, u32 flags, bool is_write)
+{
+	bool write = is_write || (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC));
+	for (int i = 0; i < NPREFIX; i++) {
+		if (i >= n_prefixes)
+			break;
+		u32 len = prefixes[i].len;
+		if (prefixes[i].mode == 2 && !write)
+			continue;
+		bool ok = true;
+		for (int j = 0; j < PREFIX_LEN; j++) {
+			if (j >= len)
+				break;
+			if (path[j] != prefixes[i].p[j]) {
+				ok = false;
+				break;
+			}
+		}
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool history_name(const char *path, long n)
+{
+	/* n includes the NUL: the name ends with "_history" */
+	if (n < 9 || n > PATH_MAX_LEN)
+		return false;
+	long s = n - 9;
+	const char suffix[] = "_history";
+	for (int j = 0; j < 8; j++) {
+		if (path[(s + j) & (PATH_MAX_LEN - 1)] != suffix[j])
+			return false;
+	}
+	return true;
+}
+
+static __always_inline int open_enter(u32 kind, int dfd, const char *upath, u32 flags, u32 mode)
+{
+	if (is_self())
+		return 0;
+	struct pending *pe = scratch_pending();
+	if (!pe)
+		return 0;
+	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), upath);
+	if (n <= 0)
+		return 0;
+	if (!wanted(pe->path, flags, false))
+		return 0;
+	pe->kind = kind;
+	pe->flags = flags;
+	pe->a0 = (u64)(s64)dfd;
+	pe->a1 = mode;
+	pe->a2 = 0;
+	pe->path2[0] = 0;
+	stash(pe);
+	return 0;
+}
+
+static __always_inline void copy_path(char *dst, const char *src)
+{
+	bpf_probe_read_kernel_str(dst, PATH_MAX_LEN, src);
+}
+
+static __always_inline int file_exit(long ret, u32 k1, u32 k2, u32 k3)
+{
+	struct pending *pe = take(k1, k2, k3);
+	if (!pe)
+		return 0;
+	struct file_rec *r = reserve(sizeof(*r));
+	if (r) {
+		fill_hdr(&r->h, pe->kind, bpf_get_current_task_btf());
+		r->h.res = ret;
+		r->flags = pe->flags;
+		r->mode = pe->a1;
+		r->dfd = (s32)pe->a0;
+		r->aux = pe->a2;
+		r->aux2 = pe->a1;
+		copy_path(r->path, pe->path);
+		copy_path(r->path2, pe->path2);
+		bpf_ringbuf_submit(r, 0);
+	}
+	drop_pending();
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int sys_enter_open(struct trace_event_raw_sys_enter *ctx)
+{
+	return open_enter(K_OPEN, -100, (const char *)ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+SEC("tracepoint/syscalls/sys_exit_open")
+int sys_exit_open(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_OPEN, 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int sys_enter_openat(struct trace_event_raw_sys_enter *ctx)
+{
+	return open_enter(K_OPENAT, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3]);
+}
+SEC("tracepoint/syscalls/sys_exit_openat")
+int sys_exit_openat(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_OPENAT, 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int sys_enter_openat2(struct trace_event_raw_sys_enter *ctx)
+{
+	struct open_how how = {};
+	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
+	return open_enter(K_OPENAT2, ctx->args[0], (const char *)ctx->args[1], how.flags, how.mode);
+}
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int sys_exit_openat2(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_OPENAT2, 0, 0);
+}
+
+static __always_inline int unlink_enter(u32 kind, int dfd, const char *upath, u32 flags)
+{
+	if (is_self())
+		return 0;
+	struct pending *pe = scratch_pending();
+	if (!pe)
+		return 0;
+	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), upath);
+	if (n <= 0)
+		return 0;
+	if (!wanted(pe->path, 0, true) && !history_name(pe->path, n))
+		return 0;
+	pe->kind = kind;
+	pe->flags = flags;
+	pe->a0 = (u64)(s64)dfd;
+	pe->a1 = 0;
+	pe->a2 = 0;
+	pe->path2[0] = 0;
+	stash(pe);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_unlink")
+int sys_enter_unlink(struct trace_event_raw_sys_enter *ctx)
+{
+	return unlink_enter(K_UNLINK, -100, (const char *)ctx->args[0], 0);
+}
+SEC("tracepoint/syscalls/sys_exit_unlink")
+int sys_exit_unlink(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_UNLINK, 0, 0);
+}
+SEC("tracepoint/syscalls/sys_enter_unlinkat")
+int sys_enter_unlinkat(struct trace_event_raw_sys_enter *ctx)
+{
+	return unlink_enter(K_UNLINKAT, ctx->args[0], (const char *)ctx->args[1], ctx->args[2]);
+}
+SEC("tracepoint/syscalls/sys_exit_unlinkat")
+int sys_exit_unlinkat(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_UNLINKAT, 0, 0);
+}
+
+static __always_inline int rename_enter(u32 kind, int olddfd, const char *oldp, const char *newp, u32 flags)
+{
+	if (is_self())
+		return 0;
+	struct pending *pe = scratch_pending();
+	if (!pe)
+		return 0;
+	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), oldp);
+	long m = bpf_probe_read_user_str(pe->path2, sizeof(pe->path2), newp);
+	if (n <= 0 || m <= 0)
+		return 0;
+	if (!wanted(pe->path, 0, true) && !wanted(pe->path2, 0, true) && !history_name(pe->path, n))
+		return 0;
+	pe->kind = kind;
+	pe->flags = flags;
+	pe->a0 = (u64)(s64)olddfd;
+	pe->a1 = 0;
+	pe->a2 = 0;
+	stash(pe);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_rename")
+int sys_enter_rename(struct trace_event_raw_sys_enter *ctx)
+{
+	return rename_enter(K_RENAME, -100, (const char *)ctx->args[0], (const char *)ctx->args[1], 0);
+}
+SEC("tracepoint/syscalls/sys_exit_rename")
+int sys_exit_rename(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_RENAME, 0, 0);
+}
+SEC("tracepoint/syscalls/sys_enter_renameat")
+int sys_enter_renameat(struct trace_event_raw_sys_enter *ctx)
+{
+	return rename_enter(K_RENAMEAT, ctx->args[0], (const char *)ctx->args[1], (const char *)ctx->args[3], 0);
+}
+SEC("tracepoint/syscalls/sys_exit_renameat")
+int sys_exit_renameat(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_RENAMEAT, 0, 0);
+}
+SEC("tracepoint/syscalls/sys_enter_renameat2")
+int sys_enter_renameat2(struct trace_event_raw_sys_enter *ctx)
+{
+	return rename_enter(K_RENAMEAT2, ctx->args[0], (const char *)ctx->args[1], (const char *)ctx->args[3], ctx->args[4]);
+}
+SEC("tracepoint/syscalls/sys_exit_renameat2")
+int sys_exit_renameat2(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_RENAMEAT2, 0, 0);
+}
+
+// setuid/setgid/ptrace/memfd_create: record the argument at entry, emit at exit.
+static __always_inline int simple_enter(u32 kind, u64 a1, u64 a2)
+{
+	if (is_self())
+		return 0;
+	struct pending *pe = scratch_pending();
+	if (!pe)
+		return 0;
+	pe->kind = kind;
+	pe->flags = 0;
+	pe->a0 = -100;
+	pe->a1 = a1;
+	pe->a2 = a2;
+	pe->path[0] = 0;
+	pe->path2[0] = 0;
+	stash(pe);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_setuid")
+int sys_enter_setuid(struct trace_event_raw_sys_enter *ctx)
+{
+	return simple_enter(K_SETUID, 0, ctx->args[0]);
+}
+SEC("tracepoint/syscalls/sys_exit_setuid")
+int sys_exit_setuid(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_SETUID, 0, 0);
+}
+SEC("tracepoint/syscalls/sys_enter_setgid")
+int sys_enter_setgid(struct trace_event_raw_sys_enter *ctx)
+{
+	return simple_enter(K_SETGID, 0, ctx->args[0]);
+}
+SEC("tracepoint/syscalls/sys_exit_setgid")
+int sys_exit_setgid(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_SETGID, 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_ptrace")
+int sys_enter_ptrace(struct trace_event_raw_sys_enter *ctx)
+{
+	u64 req = ctx->args[0];
+	/* only requests that take control or write another process */
+	if (!(req == 0 || req == 4 || req == 5 || req == 6 || req == 16 || req == 0x4206))
+		return 0;
+	return simple_enter(K_PTRACE, req, ctx->args[1]);
+}
+SEC("tracepoint/syscalls/sys_exit_ptrace")
+int sys_exit_ptrace(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_PTRACE, 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_memfd_create")
+int sys_enter_memfd_create(struct trace_event_raw_sys_enter *ctx)
+{
+	if (is_self())
+		return 0;
+	struct pending *pe = scratch_pending();
+	if (!pe)
+		return 0;
+	if (bpf_probe_read_user_str(pe->path, sizeof(pe->path), (const char *)ctx->args[0]) < 0)
+		pe->path[0] = 0;
+	pe->kind = K_MEMFD;
+	pe->flags = ctx->args[1];
+	pe->a0 = -100;
+	pe->a1 = 0;
+	pe->a2 = 0;
+	pe->path2[0] = 0;
+	stash(pe);
+	return 0;
+}
+SEC("tracepoint/syscalls/sys_exit_memfd_create")
+int sys_exit_memfd_create(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_MEMFD, 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int sys_enter_execveat(struct trace_event_raw_sys_enter *ctx)
+{
+	return simple_enter(K_EXECVEAT, 0, 0);
+}
+SEC("tracepoint/syscalls/sys_exit_execveat")
+int sys_exit_execveat(struct trace_event_raw_sys_exit *ctx)
+{
+	drop_pending();
+	return 0;
+}
+
+// ---- sockets ----
+
+static __always_inline struct socket *fd_socket(int fd)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	u32 max = BPF_CORE_READ(fdt, max_fds);
+	if (fd < 0 || (u32)fd >= max)
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return 0;
+	return BPF_CORE_READ(f, private_data);
+}
+
+// Fills local/remote ends from the socket; `remote_from_sock` for accept.
+static __always_inline void sock_ends(struct sock_rec *r, struct sock *sk, bool remote_from_sock)
+{
+	r->proto = BPF_CORE_READ(sk, sk_protocol);
+	r->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (r->family == AF_INET) {
+		BPF_CORE_READ_INTO(r->laddr, sk, __sk_common.skc_rcv_saddr);
+		if (remote_from_sock) {
+			BPF_CORE_READ_INTO(r->raddr, sk, __sk_common.skc_daddr);
+			r->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		}
+	} else {
+		BPF_CORE_READ_INTO(r->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		if (remote_from_sock) {
+			BPF_CORE_READ_INTO(r->raddr, sk, __sk_common.skc_v6_daddr);
+			r->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		}
+	}
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	if (is_self())
+		return 0;
+	struct pending *pe = scratch_pending();
+	if (!pe)
+		return 0;
+	u16 family = 0;
+	bpf_probe_read_user(&family, sizeof(family), (void *)ctx->args[1]);
+	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+		return 0;
+	pe->kind = K_CONNECT;
+	pe->flags = family;
+	pe->a0 = ctx->args[0];
+	pe->a1 = ctx->args[1];
+	pe->a2 = ctx->args[2];
+	pe->path[0] = 0;
+	pe->path2[0] = 0;
+	stash(pe);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pending *pe = take(K_CONNECT, 0, 0);
+	if (!pe)
+		return 0;
+	struct sock_rec *r = reserve(sizeof(*r));
+	if (!r) {
+		drop_pending();
+		return 0;
+	}
+	__builtin_memset(&r->family, 0, sizeof(*r) - sizeof(r->h));
+	fill_hdr(&r->h, K_CONNECT, bpf_get_current_task_btf());
+	r->h.res = ctx->ret;
+	r->family = pe->flags;
+	r->fd = pe->a0;
+	void *ua = (void *)pe->a1;
+	if (r->family == AF_UNIX) {
+		bpf_probe_read_user_str(r->unix_path, sizeof(r->unix_path), ua + 2);
+	} else {
+		u16 port = 0;
+		bpf_probe_read_user(&port, sizeof(port), ua + 2);
+		r->rport = bpf_ntohs(port);
+		if (r->family == AF_INET)
+			bpf_probe_read_user(r->raddr, 4, ua + 4);
+		else
+			bpf_probe_read_user(r->raddr, 16, ua + 8);
+		struct socket *so = fd_socket(r->fd);
+		struct sock *sk = so ? BPF_CORE_READ(so, sk) : 0;
+		if (sk)
+			sock_ends(r, sk, false);
+	}
+	bpf_ringbuf_submit(r, 0);
+	drop_pending();
+	return 0;
+}
+
+static __always_inline int accept_exit(long ret)
+{
+	if (is_self() || ret < 0)
+		return 0;
+	struct socket *so = fd_socket(ret);
+	struct sock *sk = so ? BPF_CORE_READ(so, sk) : 0;
+	if (!sk)
+		return 0;
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	struct sock_rec *r = reserve(sizeof(*r));
+	if (!r)
+		return 0;
+	__builtin_memset(&r->family, 0, sizeof(*r) - sizeof(r->h));
+	fill_hdr(&r->h, K_ACCEPT, bpf_get_current_task_btf());
+	r->h.res = ret;
+	r->family = family;
+	r->fd = ret;
+	sock_ends(r, sk, true);
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return accept_exit(ctx->ret);
+}
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int sys_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return accept_exit(ctx->ret);
+}

@@ -1,0 +1,161 @@
+//! The eBPF backend: loads `src/bpf/sensor.bpf.c` (compiled by build.rs), attaches it, and reads
+//! its ring buffer on a dedicated thread.
+
+use crate::enrich::Enricher;
+use crate::raw;
+use crate::{SensorError, Shared, WatchPrefix};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+#[allow(unsafe_code)] // generated libbpf skeleton: FFI into libbpf
+#[allow(clippy::all)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/sensor.skel.rs"));
+}
+
+use skel::SensorSkelBuilder;
+
+/// Settings of the eBPF backend.
+pub(crate) struct EbpfConfig {
+    pub ring_bytes: u32,
+    pub use_v1_memcg: bool,
+    pub prefixes: Vec<WatchPrefix>,
+}
+
+/// Outcome of loading, sent back to `Sensor::start` before the read loop runs.
+pub(crate) type Ready = Result<(), (SensorError, Box<Enricher>)>;
+
+fn err(stage: &str, e: libbpf_rs::Error) -> SensorError {
+    SensorError::Bpf(format!("{stage}: {e}"))
+}
+
+/// Loads, attaches and reads until `shared.stop`; reports load success or failure on `ready`.
+pub(crate) fn run(
+    cfg: EbpfConfig,
+    mut enr: Box<Enricher>,
+    shared: Arc<Shared>,
+    ready: std::sync::mpsc::SyncSender<Ready>,
+) {
+    let mut obj = MaybeUninit::uninit();
+    let opened = SensorSkelBuilder::default().open(&mut obj);
+    let mut open = match opened {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = ready.send(Err((err("open", e), enr)));
+            return;
+        }
+    };
+    if let Err(e) = open
+        .maps
+        .events
+        .set_max_entries(cfg.ring_bytes.next_power_of_two())
+    {
+        let _ = ready.send(Err((err("ring buffer size", e), enr)));
+        return;
+    }
+    if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+        ro.use_v1_memcg = u32::from(cfg.use_v1_memcg);
+        ro.self_tgid = std::process::id();
+        let n = cfg.prefixes.len().min(ro.prefixes.len());
+        for (slot, p) in ro.prefixes.iter_mut().zip(cfg.prefixes.iter()).take(n) {
+            let bytes = p.prefix.as_bytes();
+            let len = bytes.len().min(slot.p.len());
+            for (d, s) in slot.p.iter_mut().zip(bytes.iter()).take(len) {
+                *d = *s as i8;
+            }
+            slot.len = len as u32;
+            slot.mode = if p.writes_only { 2 } else { 1 };
+        }
+        ro.n_prefixes = n as u32;
+    }
+    let mut sk = match open.load() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready.send(Err((err("load (verifier)", e), enr)));
+            return;
+        }
+    };
+    if let Err(e) = sk.attach() {
+        let _ = ready.send(Err((err("attach", e), enr)));
+        return;
+    }
+
+    // Should the ring buffer fail after the callback borrowed `enr`, the fallback gets a fresh
+    // enricher (the process table reloads from /proc on demand).
+    let spare = enr.spare();
+    let mut rb = RingBufferBuilder::new();
+    let shared_cb = shared.clone();
+    let enr_ref = &mut enr;
+    let added = rb.add(&sk.maps.events, move |data: &[u8]| {
+        match raw::decode(data) {
+            Ok(r) => {
+                if let Some(ev) = enr_ref.enrich(r) {
+                    shared_cb.emit(ev);
+                }
+            }
+            Err(e) => {
+                shared_cb.decode_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "undecodable ring buffer record");
+            }
+        }
+        if shared_cb.stop.load(Ordering::Relaxed) {
+            return -1;
+        }
+        0
+    });
+    let built = match added {
+        Ok(_) => rb.build(),
+        Err(e) => Err(e),
+    };
+    let rb = match built {
+        Ok(rb) => rb,
+        Err(e) => {
+            let _ = ready.send(Err((err("ring buffer", e), Box::new(spare))));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    tracing::info!("eBPF sensor attached");
+
+    let mut last = Instant::now();
+    while !shared.stop.load(Ordering::Relaxed) {
+        if let Err(e) = rb.poll(Duration::from_millis(100))
+            && !shared.stop.load(Ordering::Relaxed)
+        {
+            tracing::warn!(error = %e, "ring buffer poll failed");
+        }
+        if last.elapsed() >= Duration::from_millis(250) {
+            last = Instant::now();
+            if let Ok(Some(vals)) = sk
+                .maps
+                .counters
+                .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            {
+                shared.ring_drops.store(sum(&vals), Ordering::Relaxed);
+            }
+            if let Ok(Some(vals)) = sk
+                .maps
+                .counters
+                .lookup_percpu(&1u32.to_ne_bytes(), MapFlags::ANY)
+            {
+                shared.kernel_lost.store(sum(&vals), Ordering::Relaxed);
+            }
+        }
+    }
+    tracing::info!("eBPF sensor detached");
+}
+
+fn sum(vals: &[Vec<u8>]) -> u64 {
+    vals.iter()
+        .map(|v| {
+            let mut a = [0u8; 8];
+            let n = v.len().min(8);
+            a[..n].copy_from_slice(&v[..n]);
+            u64::from_ne_bytes(a)
+        })
+        .sum()
+}

@@ -1,0 +1,535 @@
+//! Turns backend records into [`model::Event`]s: process table upkeep, ancestors, path
+//! resolution, flag names, cgroup → container attribution.
+
+use crate::cgroup::{self, CgroupMode};
+use crate::docker::{Cached, DockerWatch};
+use crate::proctable::{ProcEntry, ProcTable};
+use crate::raw::{Header, Raw, kind, kind_name};
+use model::{ContainerInfo, Event, EventSource, FdInfo, ProcessInfo, UserInfo};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Ancestors kept on each event (`proc.aname[1..=N]`).
+const MAX_ANCESTORS: usize = 8;
+const AT_FDCWD: i32 = -100;
+
+/// Nanoseconds of a clock.
+#[allow(unsafe_code)]
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes into it.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// Now on CLOCK_BOOTTIME (the clock of `bpf_ktime_get_boot_ns`), in ns.
+pub fn boot_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64
+}
+
+/// Now on CLOCK_MONOTONIC (the proc connector's clock), in ns.
+pub(crate) fn mono_ns() -> i64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Wall clock minus boot clock, in ns.
+pub(crate) fn boot_to_wall_offset() -> i64 {
+    clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME)
+}
+
+/// This host's name.
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Enrichment state, owned by the thread that reads a backend.
+pub(crate) struct Enricher {
+    pub(crate) procs: ProcTable,
+    cgroups: HashMap<u64, Option<String>>,
+    mode: CgroupMode,
+    docker: Option<DockerWatch>,
+    rt: Option<tokio::runtime::Handle>,
+    offset: i64,
+    hostname: String,
+    users: HashMap<u32, String>,
+}
+
+impl Enricher {
+    pub(crate) fn new(
+        procs: ProcTable,
+        mode: CgroupMode,
+        docker: Option<DockerWatch>,
+        rt: Option<tokio::runtime::Handle>,
+    ) -> Enricher {
+        Enricher {
+            procs,
+            cgroups: HashMap::new(),
+            mode,
+            docker,
+            rt,
+            offset: boot_to_wall_offset(),
+            hostname: hostname(),
+            users: read_passwd(),
+        }
+    }
+
+    /// A new enricher with the same settings and an empty process table.
+    pub(crate) fn spare(&self) -> Enricher {
+        Enricher::new(
+            ProcTable::new(self.procs_capacity(), self.mode),
+            self.mode,
+            self.docker.clone(),
+            self.rt.clone(),
+        )
+    }
+
+    fn procs_capacity(&self) -> usize {
+        self.procs.capacity()
+    }
+
+    /// Boot-clock nanoseconds to wall time.
+    pub(crate) fn wall(&self, boot: u64) -> model::Time {
+        chrono::DateTime::from_timestamp_nanos(boot as i64 + self.offset)
+    }
+
+    fn container_id(&mut self, h: &Header) -> Option<String> {
+        if h.cgroup_id != 0
+            && let Some(c) = self.cgroups.get(&h.cgroup_id)
+        {
+            return c.clone();
+        }
+        let id = cgroup::id_from_component(&h.cgroup)
+            .or_else(|| cgroup::container_of_pid(h.pid, self.mode))
+            .or_else(|| self.procs.get(h.pid).and_then(|e| e.container.clone()));
+        if h.cgroup_id != 0 {
+            if self.cgroups.len() > 65_536 {
+                self.cgroups.clear();
+            }
+            self.cgroups.insert(h.cgroup_id, id.clone());
+        }
+        id
+    }
+
+    /// Metadata for container `id`: cache, else a blocking `docker inspect` (bounded wait).
+    pub(crate) fn container_info(&mut self, id: &str) -> ContainerInfo {
+        let bare = ContainerInfo {
+            id: id.to_string(),
+            ..Default::default()
+        };
+        let Some(d) = &self.docker else {
+            return bare;
+        };
+        match d.cached(id) {
+            Cached::Hit(i) => i,
+            Cached::Negative => bare,
+            Cached::Miss => {
+                let Some(rt) = &self.rt else { return bare };
+                let d = d.clone();
+                let id2 = id.to_string();
+                let r = rt.block_on(async move {
+                    tokio::time::timeout(Duration::from_secs(2), d.inspect(&id2)).await
+                });
+                r.ok().flatten().unwrap_or(bare)
+            }
+        }
+    }
+
+    fn user(&self, uid: u32, loginuid: u32) -> UserInfo {
+        let name = |u: u32| self.users.get(&u).cloned().unwrap_or_default();
+        UserInfo {
+            uid,
+            name: name(uid),
+            loginuid: if loginuid == u32::MAX {
+                -1
+            } else {
+                i64::from(loginuid)
+            },
+            loginname: if loginuid == u32::MAX {
+                String::new()
+            } else {
+                name(loginuid)
+            },
+        }
+    }
+
+    fn process_info(&mut self, h: &Header) -> ProcessInfo {
+        if let Some(e) = self.procs.get_or_load(h.pid)
+            && e.ppid != h.ppid
+            && h.ppid != 0
+        {
+            let mut e = e.clone();
+            e.ppid = h.ppid;
+            self.procs.insert(e);
+        }
+        let e = self.procs.get(h.pid).cloned().unwrap_or_default();
+        let mut cwd = e.cwd.clone();
+        if !cwd.is_empty() && !cwd.ends_with('/') {
+            cwd.push('/');
+        }
+        let start = if h.start_time != 0 {
+            h.start_time
+        } else {
+            e.start_boot_ns
+        };
+        ProcessInfo {
+            pid: h.pid,
+            tid: h.tid,
+            ppid: if h.ppid != 0 { h.ppid } else { e.ppid },
+            vpid: if h.vpid != 0 { Some(h.vpid) } else { e.vpid },
+            name: if h.comm.is_empty() {
+                e.name.clone()
+            } else {
+                h.comm.clone()
+            },
+            exe: e.argv.first().cloned().unwrap_or_default(),
+            exepath: e.exepath.clone(),
+            args: e.argv.iter().skip(1).cloned().collect(),
+            cwd,
+            tty: e.tty,
+            sid: None,
+            start_ts: (start != 0).then(|| self.wall(start)),
+            exe_upper_layer: false,
+            exe_writable: false,
+            exe_from_memfd: e.exepath.contains("memfd:"),
+            user: self.user(h.uid, h.loginuid),
+            gid: h.gid,
+            group: if h.gid == 0 {
+                "root".into()
+            } else {
+                String::new()
+            },
+            ancestors: self.procs.ancestors(h.pid, MAX_ANCESTORS),
+        }
+    }
+
+    fn base(&mut self, h: &Header, kind: &str) -> Event {
+        let container = self.container_id(h).map(|id| self.container_info(&id));
+        Event {
+            ts: self.wall(h.ts),
+            source: EventSource::Syscall,
+            kind: kind.to_string(),
+            hostname: self.hostname.clone(),
+            res: Some(h.res),
+            args: BTreeMap::new(),
+            process: Some(self.process_info(h)),
+            fd: None,
+            container,
+        }
+    }
+
+    /// Resolves a path relative to `dfd` of process `pid`.
+    fn resolve(&mut self, pid: u32, dfd: i32, path: &str) -> String {
+        if path.starts_with('/') || path.is_empty() {
+            return path.to_string();
+        }
+        let dir = if dfd == AT_FDCWD {
+            self.procs
+                .get(pid)
+                .map(|e| e.cwd.clone())
+                .unwrap_or_default()
+        } else {
+            std::fs::read_link(format!("/proc/{pid}/fd/{dfd}"))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        if dir.is_empty() {
+            return path.to_string();
+        }
+        let p = path.strip_prefix("./").unwrap_or(path);
+        format!("{}/{}", dir.trim_end_matches('/'), p)
+    }
+
+    /// One record in, at most one event out; keeps the process table.
+    pub(crate) fn enrich(&mut self, raw: Raw) -> Option<Event> {
+        match raw {
+            Raw::Exec {
+                h,
+                tty,
+                argv,
+                exepath,
+                cwd,
+            } => {
+                let container = self.container_id(&h);
+                self.procs.insert(ProcEntry {
+                    pid: h.pid,
+                    ppid: h.ppid,
+                    name: h.comm.clone(),
+                    exepath,
+                    argv,
+                    cwd,
+                    uid: h.uid,
+                    gid: h.gid,
+                    loginuid: h.loginuid,
+                    tty,
+                    vpid: (h.vpid != 0).then_some(h.vpid),
+                    container,
+                    start_boot_ns: h.start_time,
+                    ..Default::default()
+                });
+                let mut ev = self.base(&h, kind_name(h.kind));
+                ev.res = Some(0);
+                Some(ev)
+            }
+            Raw::Fork { h, child, nr } => {
+                self.procs.get_or_load(h.pid);
+                self.procs.fork(h.pid, child, h.ts);
+                let name = match nr {
+                    57 => "fork",
+                    58 => "vfork",
+                    435 => "clone3",
+                    _ => "clone",
+                };
+                let mut ev = self.base(&h, name);
+                ev.args.insert("child_pid".into(), child.to_string());
+                Some(ev)
+            }
+            Raw::Exit { h, code } => {
+                let mut ev = self.base(&h, "procexit");
+                ev.args.insert("status".into(), code.to_string());
+                self.procs.exit(h.pid);
+                Some(ev)
+            }
+            Raw::Sock {
+                h,
+                family,
+                proto,
+                local,
+                remote,
+                unix_path,
+                fd,
+            } => {
+                let accept = h.kind == kind::ACCEPT;
+                let mut ev = self.base(&h, kind_name(h.kind));
+                let fdi = socket_fd(family, proto, local, remote, unix_path, accept);
+                ev.args.insert("fd".into(), fd.to_string());
+                ev.args.insert("tuple".into(), fdi.name());
+                ev.fd = Some(fdi);
+                Some(ev)
+            }
+            Raw::File {
+                h,
+                flags,
+                mode,
+                dfd,
+                aux,
+                aux2,
+                path,
+                path2,
+            } => {
+                let mut ev = self.base(&h, kind_name(h.kind));
+                let p1 = self.resolve(h.pid, dfd, &path);
+                match h.kind {
+                    kind::OPEN | kind::OPENAT | kind::OPENAT2 => {
+                        ev.args.insert("flags".into(), open_flags(flags));
+                        if flags & 0o100 != 0 || flags & 0o20000000 != 0 {
+                            ev.args.insert("mode".into(), format!("0{mode:o}"));
+                        }
+                        ev.args.insert("name".into(), p1.clone());
+                        if h.res >= 0 {
+                            ev.args.insert("fd".into(), h.res.to_string());
+                        }
+                        ev.fd = Some(FdInfo {
+                            typechar: 'f',
+                            path: p1,
+                            ..Default::default()
+                        });
+                    }
+                    kind::UNLINK | kind::UNLINKAT => {
+                        ev.args.insert("name".into(), p1.clone());
+                        ev.args.insert("path".into(), p1);
+                        if h.kind == kind::UNLINKAT {
+                            ev.args.insert("flags".into(), flags.to_string());
+                        }
+                    }
+                    kind::RENAME | kind::RENAMEAT | kind::RENAMEAT2 => {
+                        let p2 = self.resolve(h.pid, dfd, &path2);
+                        ev.args.insert("oldpath".into(), p1);
+                        ev.args.insert("newpath".into(), p2);
+                    }
+                    kind::SETUID => {
+                        ev.args.insert("uid".into(), aux.to_string());
+                    }
+                    kind::SETGID => {
+                        ev.args.insert("gid".into(), aux.to_string());
+                    }
+                    kind::PTRACE => {
+                        ev.args.insert("request".into(), ptrace_request(aux2));
+                        ev.args.insert("pid".into(), aux.to_string());
+                    }
+                    kind::MEMFD => {
+                        ev.args.insert("name".into(), path);
+                        ev.args.insert("flags".into(), memfd_flags(flags));
+                    }
+                    _ => {}
+                }
+                Some(ev)
+            }
+        }
+    }
+}
+
+/// The socket end points as Falco orders them: client `cip:cport`, server `sip:sport`.
+pub(crate) fn socket_fd(
+    family: u16,
+    proto: u16,
+    local: Option<(IpAddr, u16)>,
+    remote: Option<(IpAddr, u16)>,
+    unix_path: String,
+    accept: bool,
+) -> FdInfo {
+    if family == 1 {
+        return FdInfo {
+            typechar: 'u',
+            path: unix_path,
+            local_is_server: accept,
+            ..Default::default()
+        };
+    }
+    let (client, server) = if accept {
+        (remote, local)
+    } else {
+        (local, remote)
+    };
+    let v4 = matches!(server.or(client), Some((IpAddr::V4(_), _)) | None);
+    FdInfo {
+        typechar: if v4 { '4' } else { '6' },
+        path: String::new(),
+        cip: client.map(|c| c.0),
+        cport: client.map(|c| c.1),
+        sip: server.map(|s| s.0),
+        sport: server.map(|s| s.1),
+        l4proto: match proto {
+            6 => "tcp".into(),
+            17 => "udp".into(),
+            _ => String::new(),
+        },
+        local_is_server: accept,
+    }
+}
+
+/// Open flags as Falco prints them: `O_WRONLY|O_CREAT|O_TRUNC`.
+pub(crate) fn open_flags(f: u32) -> String {
+    let mut v = vec![match f & 3 {
+        0 => "O_RDONLY",
+        1 => "O_WRONLY",
+        _ => "O_RDWR",
+    }];
+    const BITS: &[(u32, &str)] = &[
+        (0o100, "O_CREAT"),
+        (0o200, "O_EXCL"),
+        (0o400, "O_NOCTTY"),
+        (0o1000, "O_TRUNC"),
+        (0o2000, "O_APPEND"),
+        (0o4000, "O_NONBLOCK"),
+        (0o10000, "O_DSYNC"),
+        (0o40000, "O_DIRECT"),
+        (0o100000, "O_LARGEFILE"),
+        (0o200000, "O_DIRECTORY"),
+        (0o400000, "O_NOFOLLOW"),
+        (0o1000000, "O_NOATIME"),
+        (0o2000000, "O_CLOEXEC"),
+        (0o10000000, "O_PATH"),
+    ];
+    if f & 0o20200000 == 0o20200000 {
+        v.push("O_TMPFILE");
+    }
+    for (bit, name) in BITS {
+        if f & bit != 0 && !(*bit == 0o200000 && f & 0o20200000 == 0o20200000) {
+            v.push(name);
+        }
+    }
+    v.join("|")
+}
+
+fn memfd_flags(f: u32) -> String {
+    let mut v = Vec::new();
+    for (bit, name) in [
+        (1, "MFD_CLOEXEC"),
+        (2, "MFD_ALLOW_SEALING"),
+        (4, "MFD_HUGETLB"),
+        (8, "MFD_NOEXEC_SEAL"),
+        (16, "MFD_EXEC"),
+    ] {
+        if f & bit != 0 {
+            v.push(name);
+        }
+    }
+    if v.is_empty() {
+        "0".into()
+    } else {
+        v.join("|")
+    }
+}
+
+fn ptrace_request(r: u64) -> String {
+    match r {
+        0 => "PTRACE_TRACEME".into(),
+        4 => "PTRACE_POKETEXT".into(),
+        5 => "PTRACE_POKEDATA".into(),
+        6 => "PTRACE_POKEUSR".into(),
+        16 => "PTRACE_ATTACH".into(),
+        0x4206 => "PTRACE_SEIZE".into(),
+        n => n.to_string(),
+    }
+}
+
+fn read_passwd() -> HashMap<u32, String> {
+    let mut m: HashMap<u32, String> = std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(':');
+            let name = it.next()?;
+            let uid = it.nth(1)?.parse().ok()?;
+            Some((uid, name.to_string()))
+        })
+        .collect();
+    m.entry(0).or_insert_with(|| "root".into());
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_render() {
+        assert_eq!(open_flags(0), "O_RDONLY");
+        assert_eq!(open_flags(0o2000000), "O_RDONLY|O_CLOEXEC");
+        assert_eq!(open_flags(0o1101), "O_WRONLY|O_CREAT|O_TRUNC");
+        assert_eq!(open_flags(0o20200002), "O_RDWR|O_TMPFILE");
+        assert_eq!(memfd_flags(3), "MFD_CLOEXEC|MFD_ALLOW_SEALING");
+    }
+
+    #[test]
+    fn socket_orientation() {
+        let l = Some(("172.17.0.2".parse().unwrap(), 40000));
+        let r = Some(("127.0.0.1".parse().unwrap(), 3333));
+        let c = socket_fd(2, 6, l, r, String::new(), false);
+        assert_eq!(c.name(), "172.17.0.2:40000->127.0.0.1:3333");
+        assert!(!c.local_is_server);
+        assert_eq!(c.l4proto, "tcp");
+        let a = socket_fd(2, 6, r, l, String::new(), true);
+        assert_eq!(a.name(), "172.17.0.2:40000->127.0.0.1:3333");
+        assert!(a.local_is_server);
+        let u = socket_fd(1, 0, None, None, "/var/run/docker.sock".into(), false);
+        assert_eq!((u.typechar, u.path.as_str()), ('u', "/var/run/docker.sock"));
+    }
+
+    #[test]
+    fn clocks_agree() {
+        let off = boot_to_wall_offset();
+        let wall = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+        let est = boot_ns() as i64 + off;
+        assert!((wall - est).abs() < 1_000_000_000, "{wall} vs {est}");
+    }
+}

@@ -1,0 +1,306 @@
+//! The process table: every live process with what events need about it (name, executable,
+//! argv, cwd, ids, container), seeded from `/proc` and kept by fork, exec and exit events.
+//!
+//! The table is bounded: exited processes are kept a few seconds (late events and children still
+//! name them), then dropped; above the capacity, the oldest exited entries go first, then entries
+//! whose `/proc/<pid>` no longer exists.
+
+use crate::cgroup::{self, CgroupMode};
+use model::Ancestor;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How long an exited process stays in the table.
+const EXITED_TTL: Duration = Duration::from_secs(5);
+
+/// What the table knows about one process.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcEntry {
+    /// Host pid.
+    pub pid: u32,
+    /// Parent pid.
+    pub ppid: u32,
+    /// Command name (comm).
+    pub name: String,
+    /// Executable path.
+    pub exepath: String,
+    /// Full argv (argv[0] first).
+    pub argv: Vec<String>,
+    /// Working directory at exec.
+    pub cwd: String,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
+    /// Login uid (`u32::MAX` unset).
+    pub loginuid: u32,
+    /// Controlling tty (encoded device number).
+    pub tty: u32,
+    /// Pid in its own namespace.
+    pub vpid: Option<u32>,
+    /// Container id (64 hex), `None` on the host.
+    pub container: Option<String>,
+    /// Start, nanoseconds since boot.
+    pub start_boot_ns: u64,
+    /// When the exit was seen.
+    pub(crate) exited: Option<Instant>,
+}
+
+impl ProcEntry {
+    /// `argv` joined by spaces (`proc.cmdline` style).
+    pub fn cmdline(&self) -> String {
+        self.argv.join(" ")
+    }
+}
+
+/// The process table.
+#[derive(Debug)]
+pub struct ProcTable {
+    map: HashMap<u32, ProcEntry>,
+    capacity: usize,
+    mode: CgroupMode,
+}
+
+impl ProcTable {
+    /// An empty table holding at most `capacity` processes.
+    pub fn new(capacity: usize, mode: CgroupMode) -> ProcTable {
+        ProcTable {
+            map: HashMap::new(),
+            capacity: capacity.max(64),
+            mode,
+        }
+    }
+
+    /// Most processes held.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Number of processes held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Loads every process in `/proc`.
+    pub fn seed(&mut self) -> usize {
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        let mut n = 0;
+        for d in rd.flatten() {
+            let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(e) = read_proc(pid, self.mode) {
+                self.map.insert(pid, e);
+                n += 1;
+            }
+        }
+        self.trim();
+        n
+    }
+
+    /// The entry of `pid`; read from `/proc` when not yet known.
+    pub fn get_or_load(&mut self, pid: u32) -> Option<&ProcEntry> {
+        if !self.map.contains_key(&pid) {
+            let e = read_proc(pid, self.mode)?;
+            self.insert(e);
+        }
+        self.map.get(&pid)
+    }
+
+    /// The entry of `pid`, if known.
+    pub fn get(&self, pid: u32) -> Option<&ProcEntry> {
+        self.map.get(&pid)
+    }
+
+    /// Inserts or replaces an entry.
+    pub fn insert(&mut self, e: ProcEntry) {
+        if self.map.len() >= self.capacity && !self.map.contains_key(&e.pid) {
+            self.trim();
+        }
+        self.map.insert(e.pid, e);
+    }
+
+    /// A fork: the child starts as a copy of its parent.
+    pub fn fork(&mut self, parent: u32, child: u32, start_boot_ns: u64) {
+        let mut e = match self.get_or_load(parent) {
+            Some(p) => p.clone(),
+            None => ProcEntry {
+                loginuid: u32::MAX,
+                ..Default::default()
+            },
+        };
+        e.ppid = parent;
+        e.pid = child;
+        e.vpid = None;
+        e.exited = None;
+        e.start_boot_ns = start_boot_ns;
+        self.insert(e);
+    }
+
+    /// Marks `pid` exited; it is dropped a few seconds later.
+    pub fn exit(&mut self, pid: u32) {
+        if let Some(e) = self.map.get_mut(&pid) {
+            e.exited = Some(Instant::now());
+        }
+    }
+
+    /// Ancestors of `pid`, parent first, at most `max`.
+    pub fn ancestors(&mut self, pid: u32, max: usize) -> Vec<Ancestor> {
+        let mut out = Vec::new();
+        let mut cur = self.get(pid).map(|e| e.ppid);
+        while let Some(pp) = cur {
+            if pp == 0 || out.len() >= max {
+                break;
+            }
+            let Some(e) = self.get_or_load(pp) else {
+                break;
+            };
+            out.push(Ancestor {
+                pid: e.pid,
+                name: e.name.clone(),
+                exepath: e.exepath.clone(),
+                cmdline: e.cmdline(),
+            });
+            if e.ppid == pp {
+                break;
+            }
+            cur = Some(e.ppid);
+        }
+        out
+    }
+
+    /// Drops exited entries past their time and, above capacity, entries whose process is gone.
+    pub fn trim(&mut self) {
+        let now = Instant::now();
+        self.map
+            .retain(|_, e| e.exited.is_none_or(|t| now.duration_since(t) < EXITED_TTL));
+        if self.map.len() >= self.capacity {
+            self.map.retain(|_, e| e.exited.is_none());
+        }
+        if self.map.len() >= self.capacity {
+            self.map
+                .retain(|pid, _| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        }
+        if self.map.len() >= self.capacity {
+            // Still full of live processes: forget the youngest quarter (they reload from /proc).
+            let mut v: Vec<(u64, u32)> = self
+                .map
+                .values()
+                .map(|e| (e.start_boot_ns, e.pid))
+                .collect();
+            v.sort_unstable();
+            for (_, pid) in v.iter().skip(self.capacity * 3 / 4) {
+                self.map.remove(pid);
+            }
+        }
+    }
+}
+
+fn read_link(p: String) -> String {
+    std::fs::read_link(p)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Reads one process from `/proc`.
+pub fn read_proc(pid: u32, mode: CgroupMode) -> Option<ProcEntry> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_string();
+    let rest: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+    // rest[0] = state, [1] = ppid, [4] = tty_nr, [19] = starttime (clock ticks)
+    let ppid = rest.get(1)?.parse().ok()?;
+    let tty = rest.get(4).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0) as u32;
+    let ticks: u64 = rest.get(19).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let start_boot_ns = ticks.saturating_mul(1_000_000_000 / clock_ticks());
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| crate::raw::split_argv(&b))
+        .unwrap_or_default();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let id_field = |key: &str| -> u32 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let vpid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|v| v.split_whitespace().last())
+        .and_then(|v| v.parse().ok());
+    let loginuid = std::fs::read_to_string(format!("/proc/{pid}/loginuid"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(u32::MAX);
+    let mut cwd = read_link(format!("/proc/{pid}/cwd"));
+    if cwd.is_empty() {
+        cwd = String::new();
+    }
+    Some(ProcEntry {
+        pid,
+        ppid,
+        name,
+        exepath: read_link(format!("/proc/{pid}/exe")),
+        argv,
+        cwd,
+        uid: id_field("Uid:"),
+        gid: id_field("Gid:"),
+        loginuid,
+        tty,
+        vpid,
+        container: cgroup::container_of_pid(pid, mode),
+        start_boot_ns,
+        exited: None,
+    })
+}
+
+/// `USER_HZ`: the unit of `/proc/<pid>/stat` times, 100 on every Linux architecture.
+fn clock_ticks() -> u64 {
+    100
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_and_finds_own_ancestry() {
+        let mut t = ProcTable::new(100_000, CgroupMode::detect());
+        assert!(t.seed() > 1);
+        let me = std::process::id();
+        let e = t.get(me).expect("own process in table").clone();
+        assert!(!e.argv.is_empty());
+        let anc = t.ancestors(me, 8);
+        assert_eq!(anc.first().map(|a| a.pid), Some(e.ppid));
+    }
+
+    #[test]
+    fn fork_exit_and_bound() {
+        let mut t = ProcTable::new(64, CgroupMode::detect());
+        let me = std::process::id();
+        t.fork(me, 4_000_000, 1);
+        let child = t.get(4_000_000).expect("child").clone();
+        assert_eq!(child.ppid, me);
+        assert_eq!(child.name, t.get(me).unwrap().name);
+        assert_eq!(t.ancestors(4_000_000, 1)[0].pid, me);
+        t.exit(4_000_000);
+        assert!(t.get(4_000_000).is_some(), "kept a while after exit");
+        for i in 0..500 {
+            t.insert(ProcEntry {
+                pid: 5_000_000 + i,
+                ..Default::default()
+            });
+        }
+        assert!(t.len() <= 64, "bounded: {}", t.len());
+    }
+}

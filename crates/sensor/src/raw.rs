@@ -1,0 +1,371 @@
+//! Backend-neutral raw records: what a backend saw, before the process table and container cache
+//! turn it into a [`model::Event`]. The eBPF ring-buffer records are decoded here, byte for byte
+//! as `src/bpf/sensor.bpf.c` lays them out.
+
+use std::net::IpAddr;
+
+/// Record kinds, as numbered in the BPF program.
+pub(crate) mod kind {
+    pub const EXECVE: u32 = 1;
+    pub const EXECVEAT: u32 = 2;
+    pub const EXIT: u32 = 3;
+    pub const FORK: u32 = 4;
+    pub const CONNECT: u32 = 5;
+    pub const ACCEPT: u32 = 6;
+    pub const OPEN: u32 = 7;
+    pub const OPENAT: u32 = 8;
+    pub const OPENAT2: u32 = 9;
+    pub const UNLINK: u32 = 10;
+    pub const UNLINKAT: u32 = 11;
+    pub const RENAME: u32 = 12;
+    pub const RENAMEAT: u32 = 13;
+    pub const RENAMEAT2: u32 = 14;
+    pub const SETUID: u32 = 15;
+    pub const SETGID: u32 = 16;
+    pub const PTRACE: u32 = 17;
+    pub const MEMFD: u32 = 18;
+}
+
+/// Event name (`evt.type`) of a record kind.
+pub(crate) fn kind_name(k: u32) -> &'static str {
+    match k {
+        kind::EXECVE => "execve",
+        kind::EXECVEAT => "execveat",
+        kind::EXIT => "procexit",
+        kind::FORK => "clone",
+        kind::CONNECT => "connect",
+        kind::ACCEPT => "accept",
+        kind::OPEN => "open",
+        kind::OPENAT => "openat",
+        kind::OPENAT2 => "openat2",
+        kind::UNLINK => "unlink",
+        kind::UNLINKAT => "unlinkat",
+        kind::RENAME => "rename",
+        kind::RENAMEAT => "renameat",
+        kind::RENAMEAT2 => "renameat2",
+        kind::SETUID => "setuid",
+        kind::SETGID => "setgid",
+        kind::PTRACE => "ptrace",
+        kind::MEMFD => "memfd_create",
+        _ => "unknown",
+    }
+}
+
+/// Common header of every record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Header {
+    pub kind: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub vpid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub loginuid: u32,
+    /// Nanoseconds since boot (CLOCK_BOOTTIME).
+    pub ts: u64,
+    pub cgroup_id: u64,
+    pub res: i64,
+    /// Process start, nanoseconds since boot.
+    pub start_time: u64,
+    pub comm: String,
+    /// Leaf name of the process' cgroup (empty when unknown).
+    pub cgroup: String,
+}
+
+/// A decoded record.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Raw {
+    Exec {
+        h: Header,
+        tty: u32,
+        argv: Vec<String>,
+        exepath: String,
+        cwd: String,
+    },
+    Exit {
+        h: Header,
+        code: u32,
+    },
+    Fork {
+        h: Header,
+        child: u32,
+        /// Syscall number that created the child (0 when unknown).
+        nr: u32,
+    },
+    Sock {
+        h: Header,
+        family: u16,
+        proto: u16,
+        local: Option<(IpAddr, u16)>,
+        remote: Option<(IpAddr, u16)>,
+        unix_path: String,
+        fd: i32,
+    },
+    File {
+        h: Header,
+        flags: u32,
+        mode: u32,
+        dfd: i32,
+        aux: u32,
+        aux2: u64,
+        path: String,
+        path2: String,
+    },
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub(crate) enum DecodeError {
+    #[error("record of {0} bytes is shorter than its layout")]
+    Short(usize),
+    #[error("unknown record kind {0}")]
+    Kind(u32),
+}
+
+pub(crate) const HDR_LEN: usize = 176;
+const PATH_LEN: usize = 256;
+const WALK_BUF: usize = 320;
+const ARGS_LEN: usize = 1024;
+pub(crate) const EXEC_LEN: usize = HDR_LEN + 16 + 2 * WALK_BUF + ARGS_LEN;
+pub(crate) const EXIT_LEN: usize = HDR_LEN + 8;
+pub(crate) const FORK_LEN: usize = HDR_LEN + 16;
+pub(crate) const SOCK_LEN: usize = HDR_LEN + 8 + 32 + 8 + 112;
+pub(crate) const FILE_LEN: usize = HDR_LEN + 24 + 2 * PATH_LEN;
+
+struct Rd<'a>(&'a [u8]);
+
+impl Rd<'_> {
+    fn u16(&self, o: usize) -> u16 {
+        u16::from_le_bytes([self.0[o], self.0[o + 1]])
+    }
+    fn u32(&self, o: usize) -> u32 {
+        let b = &self.0[o..o + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+    fn u64(&self, o: usize) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&self.0[o..o + 8]);
+        u64::from_le_bytes(a)
+    }
+    fn cstr(&self, o: usize, len: usize) -> String {
+        cstr(&self.0[o..o + len])
+    }
+}
+
+/// Text up to the first NUL, lossily decoded.
+pub(crate) fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// Joins the leaf-first, NUL-separated components the BPF path walk writes into an absolute path.
+pub(crate) fn walked_path(buf: &[u8], len: usize) -> String {
+    let len = len.min(buf.len());
+    let parts: Vec<String> = buf[..len]
+        .split(|&c| c == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    if parts.is_empty() {
+        return "/".to_string();
+    }
+    let mut s = String::new();
+    for p in parts.iter().rev() {
+        if p == "/" {
+            continue;
+        }
+        s.push('/');
+        s.push_str(p);
+    }
+    if s.is_empty() { "/".to_string() } else { s }
+}
+
+/// Splits a NUL-separated argv block.
+pub(crate) fn split_argv(b: &[u8]) -> Vec<String> {
+    let mut v: Vec<String> = b
+        .split(|&c| c == 0)
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    while v.last().is_some_and(String::is_empty) {
+        v.pop();
+    }
+    v
+}
+
+fn ip(family: u16, b: &[u8]) -> IpAddr {
+    if family == 2 {
+        IpAddr::from([b[0], b[1], b[2], b[3]])
+    } else {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b[..16]);
+        let v6 = std::net::Ipv6Addr::from(a);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        }
+    }
+}
+
+fn header(r: &Rd<'_>) -> Header {
+    Header {
+        kind: r.u32(0),
+        pid: r.u32(4),
+        tid: r.u32(8),
+        ppid: r.u32(12),
+        vpid: r.u32(16),
+        uid: r.u32(20),
+        gid: r.u32(24),
+        loginuid: r.u32(28),
+        ts: r.u64(32),
+        cgroup_id: r.u64(40),
+        res: r.u64(48) as i64,
+        start_time: r.u64(56),
+        comm: r.cstr(64, 16),
+        cgroup: r.cstr(80, 96),
+    }
+}
+
+/// Decodes one ring-buffer record.
+pub(crate) fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
+    if data.len() < HDR_LEN {
+        return Err(DecodeError::Short(data.len()));
+    }
+    let r = Rd(data);
+    let h = header(&r);
+    let need = |n: usize| {
+        if data.len() < n {
+            Err(DecodeError::Short(data.len()))
+        } else {
+            Ok(())
+        }
+    };
+    let b = HDR_LEN;
+    Ok(match h.kind {
+        kind::EXECVE | kind::EXECVEAT => {
+            need(EXEC_LEN)?;
+            let tty = r.u32(b);
+            let args_len = (r.u32(b + 4) as usize).min(ARGS_LEN);
+            let exe_len = r.u32(b + 8) as usize;
+            let cwd_len = r.u32(b + 12) as usize;
+            let exe_o = b + 16;
+            let cwd_o = exe_o + WALK_BUF;
+            let args_o = cwd_o + WALK_BUF;
+            Raw::Exec {
+                tty,
+                argv: split_argv(&data[args_o..args_o + args_len]),
+                exepath: walked_path(&data[exe_o..exe_o + WALK_BUF], exe_len),
+                cwd: walked_path(&data[cwd_o..cwd_o + WALK_BUF], cwd_len),
+                h,
+            }
+        }
+        kind::EXIT => {
+            need(EXIT_LEN)?;
+            Raw::Exit { code: r.u32(b), h }
+        }
+        kind::FORK => {
+            need(FORK_LEN)?;
+            Raw::Fork {
+                child: r.u32(b),
+                nr: r.u32(b + 8),
+                h,
+            }
+        }
+        kind::CONNECT | kind::ACCEPT => {
+            need(SOCK_LEN)?;
+            let family = r.u16(b);
+            let proto = r.u16(b + 2);
+            let lport = r.u16(b + 4);
+            let rport = r.u16(b + 6);
+            let (local, remote) = if family == 2 || family == 10 {
+                (
+                    Some((ip(family, &data[b + 8..b + 24]), lport)),
+                    Some((ip(family, &data[b + 24..b + 40]), rport)),
+                )
+            } else {
+                (None, None)
+            };
+            Raw::Sock {
+                family,
+                proto,
+                local,
+                remote,
+                fd: r.u32(b + 40) as i32,
+                unix_path: r.cstr(b + 48, 112),
+                h,
+            }
+        }
+        kind::OPEN..=kind::MEMFD => {
+            need(FILE_LEN)?;
+            Raw::File {
+                flags: r.u32(b),
+                mode: r.u32(b + 4),
+                dfd: r.u32(b + 8) as i32,
+                aux: r.u32(b + 12),
+                aux2: r.u64(b + 16),
+                path: r.cstr(b + 24, PATH_LEN),
+                path2: r.cstr(b + 24 + PATH_LEN, PATH_LEN),
+                h,
+            }
+        }
+        k => return Err(DecodeError::Kind(k)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walked_paths_reverse() {
+        assert_eq!(walked_path(b"cat\0bin\0usr\0", 12), "/usr/bin/cat");
+        assert_eq!(walked_path(b"", 0), "/");
+        assert_eq!(walked_path(b"tmp\0\0\0", 4), "/tmp");
+    }
+
+    #[test]
+    fn argv_split() {
+        assert_eq!(
+            split_argv(b"sh\0-c\0echo hi\0"),
+            vec!["sh", "-c", "echo hi"]
+        );
+        assert!(split_argv(b"").is_empty());
+    }
+
+    #[test]
+    fn decode_connect_record() {
+        let mut d = vec![0u8; SOCK_LEN];
+        d[0..4].copy_from_slice(&kind::CONNECT.to_le_bytes());
+        d[4..8].copy_from_slice(&42u32.to_le_bytes());
+        d[48..56].copy_from_slice(&(-111i64).to_le_bytes());
+        d[64..68].copy_from_slice(b"curl");
+        let b = HDR_LEN;
+        d[b..b + 2].copy_from_slice(&2u16.to_le_bytes());
+        d[b + 2..b + 4].copy_from_slice(&6u16.to_le_bytes());
+        d[b + 4..b + 6].copy_from_slice(&40000u16.to_le_bytes());
+        d[b + 6..b + 8].copy_from_slice(&3333u16.to_le_bytes());
+        d[b + 8..b + 12].copy_from_slice(&[172, 17, 0, 2]);
+        d[b + 24..b + 28].copy_from_slice(&[127, 0, 0, 1]);
+        let Raw::Sock {
+            h, local, remote, ..
+        } = decode(&d).unwrap()
+        else {
+            panic!("not a socket record");
+        };
+        assert_eq!(h.pid, 42);
+        assert_eq!(h.res, -111);
+        assert_eq!(h.comm, "curl");
+        assert_eq!(local, Some(("172.17.0.2".parse().unwrap(), 40000)));
+        assert_eq!(remote, Some(("127.0.0.1".parse().unwrap(), 3333)));
+    }
+
+    #[test]
+    fn short_and_unknown_records_fail() {
+        assert_eq!(decode(&[0u8; 10]), Err(DecodeError::Short(10)));
+        let mut d = vec![0u8; HDR_LEN];
+        d[0] = 99;
+        assert_eq!(decode(&d), Err(DecodeError::Kind(99)));
+        d[0] = kind::EXECVE as u8;
+        assert_eq!(decode(&d), Err(DecodeError::Short(HDR_LEN)));
+    }
+}

@@ -1,0 +1,280 @@
+//! The sensor against the real kernel and a real dockerd. Needs root and BTF; skips otherwise
+//! (fails under VIGIL_REQUIRE_INTEGRATION=1).
+
+use model::Event;
+use sensor::{BackendChoice, Sensor, SensorConfig, SensorHandle};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::Receiver;
+
+fn can_run_ebpf() -> bool {
+    if !testkit::is_root() {
+        testkit::skip("the eBPF sensor needs root");
+        return false;
+    }
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        testkit::skip("the kernel has no BTF (/sys/kernel/btf/vmlinux)");
+        return false;
+    }
+    true
+}
+
+async fn start(backend: BackendChoice) -> (SensorHandle, Receiver<Event>) {
+    let mut h = Sensor::start(SensorConfig {
+        backend,
+        ..Default::default()
+    })
+    .await
+    .expect("sensor starts");
+    let rx = h.take_events().expect("events");
+    (h, rx)
+}
+
+/// Receives events until `want` holds for one (returns it) or the deadline passes.
+async fn wait_for(
+    rx: &mut Receiver<Event>,
+    secs: u64,
+    mut want: impl FnMut(&Event) -> bool,
+) -> Option<Event> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(e)) if want(&e) => return Some(e),
+            Ok(Some(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Collects every event for `secs` seconds.
+async fn collect(rx: &mut Receiver<Event>, secs: u64) -> Vec<Event> {
+    let mut v = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(e)) => v.push(e),
+            _ => break,
+        }
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parent_chain_across_sh_c() {
+    if !can_run_ebpf() {
+        return;
+    }
+    let (h, mut rx) = start(BackendChoice::Ebpf).await;
+    let marker = format!("vigil-chain-{}", std::process::id());
+    let st = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("/bin/echo {marker} >/dev/null; true"))
+        .status()
+        .expect("sh runs");
+    assert!(st.success());
+    let ev = wait_for(&mut rx, 10, |e| {
+        e.kind == "execve"
+            && e.process
+                .as_ref()
+                .is_some_and(|p| p.args.first() == Some(&marker))
+    })
+    .await
+    .expect("execve of echo seen");
+    let p = ev.process.unwrap();
+    assert_eq!(p.exepath, "/usr/bin/echo");
+    assert_eq!(p.exe, "/bin/echo");
+    assert_eq!(p.name, "echo");
+    assert_eq!(p.ancestors[0].name, "sh", "parent is sh: {:?}", p.ancestors);
+    assert!(p.ancestors[0].cmdline.contains(&marker));
+    assert_eq!(
+        p.ancestors[1].pid,
+        std::process::id(),
+        "grandparent is the test"
+    );
+    assert!(ev.container.is_none(), "a host process has no container");
+    assert!(p.cwd.ends_with('/'));
+    assert_eq!(h.backend().to_string(), "ebpf");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_and_fork_are_seen() {
+    if !can_run_ebpf() {
+        return;
+    }
+    let (_h, mut rx) = start(BackendChoice::Ebpf).await;
+    let child = Command::new("/bin/sh")
+        .args(["-c", "/bin/sleep 0.1; exit 3"])
+        .spawn()
+        .expect("sh");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(3));
+    let evs = collect(&mut rx, 3).await;
+    let fork = evs.iter().find(|e| {
+        matches!(e.kind.as_str(), "clone" | "fork" | "vfork" | "clone3")
+            && e.process.as_ref().is_some_and(|p| p.pid == pid)
+    });
+    assert!(fork.is_some(), "sh forked for sleep");
+    let exit = evs
+        .iter()
+        .find(|e| e.kind == "procexit" && e.process.as_ref().is_some_and(|p| p.pid == pid))
+        .expect("procexit of sh");
+    assert_eq!(exit.args.get("status").map(String::as_str), Some("768"));
+}
+
+fn docker(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn port_for_test() -> u16 {
+    if std::net::TcpListener::bind("127.0.0.1:3333").is_ok() {
+        3333
+    } else {
+        testkit::free_port()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_exec_open_connect_attributed() {
+    if !can_run_ebpf() {
+        return;
+    }
+    if let Err(e) = testkit::ensure_dockerd() {
+        testkit::skip(&format!("no Docker daemon: {e}"));
+        return;
+    }
+    let image = "vigil-sensor-busybox:test";
+    if let Err(e) = testkit::busybox_image(image) {
+        testkit::skip(&format!("cannot build the busybox image: {e}"));
+        return;
+    }
+    let (_h, mut rx) = start(BackendChoice::Ebpf).await;
+    let port = port_for_test();
+    // A host listener (busybox nc, another process: the sensor ignores its own process).
+    let mut listener = Command::new("busybox")
+        .args(["nc", "-l", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("busybox nc listens");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let name = format!("vigil-sensor-test-{}", std::process::id());
+    let _ = docker(&["rm", "-f", &name]);
+    let script = format!("cat /etc/shadow >/dev/null; echo hi | nc 127.0.0.1 {port}; sleep 1");
+    let id = docker(&[
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--name",
+        &name,
+        image,
+        "sh",
+        "-c",
+        &script,
+    ])
+    .expect("docker run");
+    let evs = collect(&mut rx, 6).await;
+    let _ = docker(&["wait", &name]);
+    let inspect = docker(&["inspect", &name]).expect("docker inspect");
+    let _ = docker(&["rm", "-f", &name]);
+    let _ = listener.kill();
+    let _ = listener.wait();
+    let v: serde_json::Value = serde_json::from_str(&inspect).expect("inspect json");
+    let c = &v[0];
+    assert_eq!(c["Id"].as_str(), Some(id.as_str()));
+    let want_name = c["Name"].as_str().unwrap().trim_start_matches('/');
+    let want_image = c["Config"]["Image"].as_str().unwrap();
+    let want_image_id = c["Image"].as_str().unwrap();
+
+    let in_ctr = |e: &&Event| e.container.as_ref().is_some_and(|c| c.id == id);
+    let cat = evs
+        .iter()
+        .filter(in_ctr)
+        .find(|e| e.kind == "execve" && e.process.as_ref().is_some_and(|p| p.name == "cat"))
+        .unwrap_or_else(|| panic!("execve of cat in the container among {} events", evs.len()));
+    let ci = cat.container.as_ref().unwrap();
+    assert_eq!(ci.name, want_name);
+    assert_eq!(ci.image, want_image);
+    assert_eq!(ci.image_id, want_image_id);
+    assert_eq!(ci.image_repository, "vigil-sensor-busybox");
+    assert_eq!(ci.image_tag, "test");
+    let p = cat.process.as_ref().unwrap();
+    assert_eq!(p.exe, "cat");
+    assert_eq!(p.args, vec!["/etc/shadow".to_string()]);
+    assert_eq!(p.exepath, "/bin/busybox");
+    assert_eq!(p.ancestors[0].name, "sh");
+    assert!(
+        p.vpid.is_some_and(|v| v != p.pid),
+        "pid namespace: {:?} vs {}",
+        p.vpid,
+        p.pid
+    );
+
+    let open = evs
+        .iter()
+        .filter(in_ctr)
+        .find(|e| {
+            e.kind.starts_with("open") && e.fd.as_ref().is_some_and(|f| f.path == "/etc/shadow")
+        })
+        .expect("open of /etc/shadow in the container");
+    assert_eq!(
+        open.args
+            .get("flags")
+            .map(String::as_str)
+            .map(|f| f.starts_with("O_RDONLY")),
+        Some(true)
+    );
+    assert!(
+        open.res.is_some_and(|r| r >= 0),
+        "open succeeded: {:?}",
+        open.res
+    );
+    assert_eq!(open.process.as_ref().unwrap().name, "cat");
+
+    let conn = evs
+        .iter()
+        .filter(in_ctr)
+        .find(|e| e.kind == "connect" && e.fd.as_ref().is_some_and(|f| f.sport == Some(port)))
+        .expect("connect from the container");
+    let fd = conn.fd.as_ref().unwrap();
+    assert_eq!(fd.sip, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(fd.cip, Some("127.0.0.1".parse().unwrap()));
+    assert!(fd.cport.is_some_and(|p| p != 0), "client port known");
+    assert_eq!(fd.l4proto, "tcp");
+    assert_eq!(fd.typechar, '4');
+    assert!(!fd.local_is_server);
+    assert_eq!(conn.res, Some(0));
+
+    let acc = evs
+        .iter()
+        .find(|e| e.kind == "accept" && e.fd.as_ref().is_some_and(|f| f.sport == Some(port)))
+        .expect("accept on the host listener");
+    let afd = acc.fd.as_ref().unwrap();
+    assert!(afd.local_is_server);
+    assert_eq!(afd.cport, fd.cport, "both ends agree on the client port");
+    assert!(acc.container.is_none());
+
+    let start = evs
+        .iter()
+        .find(|e| e.kind == "container_start" && e.container.as_ref().is_some_and(|c| c.id == id))
+        .expect("docker container_start event");
+    assert_eq!(start.source, model::EventSource::Docker);
+    assert_eq!(
+        start.container.as_ref().unwrap().image_repository,
+        "vigil-sensor-busybox"
+    );
+    // JSON lines round-trip (the `vigil sensor --json` format).
+    let line = serde_json::to_string(cat).unwrap();
+    let back: Event = serde_json::from_str(&line).unwrap();
+    assert_eq!(&back, cat);
+}
