@@ -40,6 +40,7 @@ pub(crate) fn run(
     shared: Arc<Shared>,
     ready: std::sync::mpsc::SyncSender<Ready>,
 ) {
+    ensure_tracefs();
     let mut obj = MaybeUninit::uninit();
     let opened = SensorSkelBuilder::default().open(&mut obj);
     let mut open = match opened {
@@ -147,6 +148,34 @@ pub(crate) fn run(
         }
     }
     tracing::info!("eBPF sensor detached");
+}
+
+/// Syscall tracepoints are found through tracefs; mounts it where the host has not.
+#[allow(unsafe_code)]
+fn ensure_tracefs() {
+    let dirs = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+    if dirs
+        .iter()
+        .any(|d| std::path::Path::new(d).join("events").is_dir())
+    {
+        return;
+    }
+    let (src, target, fstype) = (c"nodev", c"/sys/kernel/tracing", c"tracefs");
+    // SAFETY: all pointers are valid NUL-terminated strings; data may be NULL for tracefs.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 {
+        tracing::info!("mounted tracefs on /sys/kernel/tracing (needed by syscall tracepoints)");
+    } else {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot mount tracefs; syscall tracepoints will not attach");
+    }
 }
 
 fn sum(vals: &[Vec<u8>]) -> u64 {

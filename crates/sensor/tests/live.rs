@@ -200,8 +200,22 @@ async fn container_exec_open_connect_attributed() {
     let cat = evs
         .iter()
         .filter(in_ctr)
-        .find(|e| e.kind == "execve" && e.process.as_ref().is_some_and(|p| p.name == "cat"))
-        .unwrap_or_else(|| panic!("execve of cat in the container among {} events", evs.len()));
+        .find(|e| e.kind == "execve" && e.process.as_ref().is_some_and(|p| p.exe == "cat"))
+        .unwrap_or_else(|| {
+            let seen: Vec<String> = evs
+                .iter()
+                .filter(|e| e.kind == "execve")
+                .map(|e| {
+                    format!(
+                        "{} {:?} {:?}",
+                        e.process.as_ref().map(|p| p.exe.as_str()).unwrap_or(""),
+                        e.process.as_ref().map(|p| p.args.clone()),
+                        e.container.as_ref().map(|c| (&c.id, &c.name))
+                    )
+                })
+                .collect();
+            panic!("no execve of cat in container {id}; execs: {seen:#?}")
+        });
     let ci = cat.container.as_ref().unwrap();
     assert_eq!(ci.name, want_name);
     assert_eq!(ci.image, want_image);
@@ -239,7 +253,7 @@ async fn container_exec_open_connect_attributed() {
         "open succeeded: {:?}",
         open.res
     );
-    assert_eq!(open.process.as_ref().unwrap().name, "cat");
+    assert_eq!(open.process.as_ref().unwrap().exe, "cat");
 
     let conn = evs
         .iter()
@@ -247,7 +261,7 @@ async fn container_exec_open_connect_attributed() {
         .find(|e| e.kind == "connect" && e.fd.as_ref().is_some_and(|f| f.sport == Some(port)))
         .expect("connect from the container");
     let fd = conn.fd.as_ref().unwrap();
-    assert_eq!(fd.sip, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(fd.sip, Some("127.0.0.1".parse().unwrap()), "{conn:?}");
     assert_eq!(fd.cip, Some("127.0.0.1".parse().unwrap()));
     assert!(fd.cport.is_some_and(|p| p != 0), "client port known");
     assert_eq!(fd.l4proto, "tcp");

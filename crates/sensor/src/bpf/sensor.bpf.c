@@ -715,15 +715,15 @@ static __always_inline void sock_ends(struct sock_rec *r, struct sock *sk, bool 
 	r->proto = BPF_CORE_READ(sk, sk_protocol);
 	r->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	if (r->family == AF_INET) {
-		BPF_CORE_READ_INTO(r->laddr, sk, __sk_common.skc_rcv_saddr);
+		bpf_core_read(r->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
 		if (remote_from_sock) {
-			BPF_CORE_READ_INTO(r->raddr, sk, __sk_common.skc_daddr);
+			bpf_core_read(r->raddr, 4, &sk->__sk_common.skc_daddr);
 			r->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		}
 	} else {
-		BPF_CORE_READ_INTO(r->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(r->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		if (remote_from_sock) {
-			BPF_CORE_READ_INTO(r->raddr, sk, __sk_common.skc_v6_daddr);
+			bpf_core_read(r->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 			r->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		}
 	}
