@@ -10,6 +10,7 @@
 mod action;
 mod alert;
 mod event;
+pub mod fields;
 mod incident;
 mod labels;
 mod severity;
@@ -19,6 +20,7 @@ mod timeline;
 pub use action::{Action, ActionStatus, Evidence};
 pub use alert::{Alert, AlertState};
 pub use event::{Ancestor, ContainerInfo, Event, EventSource, FdInfo, ProcessInfo, UserInfo};
+pub use fields::{Field, FieldKind};
 pub use incident::{ActionItem, Assets, Incident, IncidentStatus, Narrative, TimingMetrics};
 pub use labels::{Fingerprint, Labels};
 pub use severity::Severity;

@@ -1,0 +1,1114 @@
+//! From collected definitions to compiled rules: list expansion, macro resolution (with
+//! visibility and loop detection), exceptions, field lookup, typed values, event-type sets.
+
+use crate::diag::{Diagnostic, LeftOut, Level};
+use crate::eval::{CCheck, COperand, Cidr, Glob, Node, Ord_, PathSet, StrSet, Test};
+use crate::loader::{self, Collected, Entry, ExceptionDef, Loc, RuleDef, Source, Text};
+use crate::output::OutputFormat;
+use crate::parser::{self, Check, Expr, Item, Op, Operand, Rhs};
+use model::fields::{FieldKind, FieldType, Lookup};
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+
+/// Where a check came from (to place diagnostics).
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    Rule,
+    Macro(usize),
+    Fixed(Loc),
+}
+
+/// A condition with macros resolved.
+#[derive(Debug, Clone)]
+enum RExpr {
+    And(Vec<RExpr>),
+    Or(Vec<RExpr>),
+    Not(Box<RExpr>),
+    Check(Rc<Check>, Origin),
+    Shared(Rc<RExpr>),
+}
+
+/// Event types a rule can match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeSet {
+    /// Only these.
+    Only(BTreeSet<String>),
+    /// All but these.
+    AllExcept(BTreeSet<String>),
+}
+
+impl TypeSet {
+    fn all() -> Self {
+        TypeSet::AllExcept(BTreeSet::new())
+    }
+    fn complement(self) -> Self {
+        match self {
+            TypeSet::Only(s) => TypeSet::AllExcept(s),
+            TypeSet::AllExcept(s) => TypeSet::Only(s),
+        }
+    }
+    fn union(self, o: Self) -> Self {
+        use TypeSet::*;
+        match (self, o) {
+            (Only(a), Only(b)) => Only(a.union(&b).cloned().collect()),
+            (Only(a), AllExcept(b)) | (AllExcept(b), Only(a)) => {
+                AllExcept(b.difference(&a).cloned().collect())
+            }
+            (AllExcept(a), AllExcept(b)) => AllExcept(a.intersection(&b).cloned().collect()),
+        }
+    }
+    fn intersect(self, o: Self) -> Self {
+        self.complement().union(o.complement()).complement()
+    }
+}
+
+/// (may be true for, may be false for).
+fn type_sets(n: &Node) -> (TypeSet, TypeSet) {
+    match n {
+        Node::And(v) => v.iter().fold(
+            (TypeSet::all(), TypeSet::Only(BTreeSet::new())),
+            |(t, f), n| {
+                let (nt, nf) = type_sets(n);
+                (t.intersect(nt), f.union(nf))
+            },
+        ),
+        Node::Or(v) => v.iter().fold(
+            (TypeSet::Only(BTreeSet::new()), TypeSet::all()),
+            |(t, f), n| {
+                let (nt, nf) = type_sets(n);
+                (t.union(nt), f.intersect(nf))
+            },
+        ),
+        Node::Not(n) => {
+            let (t, f) = type_sets(n);
+            (f, t)
+        }
+        Node::Const(true) => (TypeSet::all(), TypeSet::Only(BTreeSet::new())),
+        Node::Const(false) => (TypeSet::Only(BTreeSet::new()), TypeSet::all()),
+        Node::Check(c) => {
+            if c.lhs.field.kind != FieldKind::EvtType || !c.lhs.transforms.is_empty() {
+                return (TypeSet::all(), TypeSet::all());
+            }
+            match &c.test {
+                Test::StrEq(s, ne) => {
+                    let one: BTreeSet<String> = [s.to_string()].into();
+                    let t = TypeSet::Only(one.clone());
+                    let f = TypeSet::AllExcept(one);
+                    if *ne { (f, t) } else { (t, f) }
+                }
+                Test::StrIn(set) => {
+                    let items: BTreeSet<String> = match set {
+                        StrSet::Small(v) => v.iter().map(|s| s.to_string()).collect(),
+                        StrSet::Hashed(h) => h.iter().map(|s| s.to_string()).collect(),
+                    };
+                    (TypeSet::Only(items.clone()), TypeSet::AllExcept(items))
+                }
+                _ => (TypeSet::all(), TypeSet::all()),
+            }
+        }
+    }
+}
+
+/// A compiled rule (crate-internal parts).
+pub struct Compiled {
+    /// The public rule.
+    pub rule: crate::Rule,
+    /// Its condition.
+    pub cond: Node,
+    /// Its output.
+    pub output: OutputFormat,
+    /// Event types it can match.
+    pub types: TypeSet,
+}
+
+struct Cx<'a> {
+    sources: &'a [Source],
+    col: &'a Collected,
+    lists: Vec<Option<Rc<Vec<String>>>>,
+    list_by_name: HashMap<&'a str, usize>,
+    macro_exprs: Vec<Option<Rc<RExpr>>>,
+    macro_texts: Vec<&'a Text>,
+    diags: Vec<Diagnostic>,
+    /// Fields used by each macro that are unsupported or unknown: (name, msg, pos).
+    used_lists: Vec<bool>,
+}
+
+enum Issue {
+    Unsupported(String),
+    Unknown(String, Loc),
+    Invalid(String, Loc),
+}
+
+/// Compiles everything collected. Returns the compiled rules (in definition order), the
+/// rules left out, and diagnostics.
+pub fn compile(
+    sources: &[Source],
+    col: &Collected,
+) -> (Vec<Compiled>, Vec<LeftOut>, Vec<Diagnostic>) {
+    let mut cx = Cx {
+        sources,
+        col,
+        lists: vec![None; col.lists.len()],
+        list_by_name: col
+            .lists
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.name.as_str(), i))
+            .collect(),
+        macro_exprs: vec![None; col.macros.len()],
+        macro_texts: col.macros.iter().map(|m| &m.cond).collect(),
+        diags: Vec::new(),
+        used_lists: vec![false; col.lists.len()],
+    };
+    cx.expand_lists();
+    cx.resolve_macros();
+    let mut out = Vec::new();
+    let mut left_out = Vec::new();
+    for r in &col.rules {
+        if r.unknown_source {
+            left_out.push(LeftOut {
+                rule: r.name.clone(),
+                reason: format!("unknown source '{}'", r.source),
+                fields: vec![],
+            });
+            continue;
+        }
+        match cx.compile_rule(r) {
+            Ok(c) => out.push(c),
+            Err(l) => left_out.push(l),
+        }
+    }
+    let _ = &cx.used_lists;
+    (out, left_out, cx.diags)
+}
+
+impl<'a> Cx<'a> {
+    fn error(&mut self, code: &'static str, item: String, msg: String, loc: Option<Loc>) {
+        self.diags.push(loader::diag(
+            self.sources,
+            Level::Error,
+            code,
+            Some(item),
+            msg,
+            loc,
+        ));
+    }
+
+    fn warn(&mut self, code: &'static str, item: String, msg: String, loc: Option<Loc>) {
+        self.diags.push(loader::diag(
+            self.sources,
+            Level::Warning,
+            code,
+            Some(item),
+            msg,
+            loc,
+        ));
+    }
+
+    fn expand_lists(&mut self) {
+        #[derive(Clone, Copy, PartialEq)]
+        enum St {
+            New,
+            Busy,
+            Done,
+        }
+        let n = self.col.lists.len();
+        let mut state = vec![St::New; n];
+        fn go(
+            cx: &mut Cx<'_>,
+            i: usize,
+            state: &mut Vec<St>,
+            path: &mut Vec<usize>,
+        ) -> Result<Rc<Vec<String>>, Vec<usize>> {
+            if state[i] == St::Done {
+                return cx.lists[i].clone().ok_or_else(Vec::new);
+            }
+            if state[i] == St::Busy {
+                let start = path.iter().position(|&p| p == i).unwrap_or(0);
+                let mut cyc = path[start..].to_vec();
+                cyc.push(i);
+                return Err(cyc);
+            }
+            state[i] = St::Busy;
+            path.push(i);
+            let def = &cx.col.lists[i];
+            let mut items = Vec::new();
+            let mut result = Ok(());
+            for it in &def.items {
+                match cx.list_by_name.get(it.as_str()).copied() {
+                    Some(j) if cx.col.lists[j].index < def.visibility => {
+                        cx.used_lists[j] = true;
+                        match go(cx, j, state, path) {
+                            Ok(v) => items.extend(v.iter().cloned()),
+                            Err(c) => {
+                                result = Err(c);
+                                break;
+                            }
+                        }
+                    }
+                    _ => items.push(it.clone()),
+                }
+            }
+            path.pop();
+            state[i] = St::Done;
+            match result {
+                Ok(()) => {
+                    let v = Rc::new(items);
+                    cx.lists[i] = Some(v.clone());
+                    Ok(v)
+                }
+                Err(c) => Err(c),
+            }
+        }
+        for i in 0..n {
+            if state[i] != St::New {
+                continue;
+            }
+            let mut path = Vec::new();
+            if let Err(cyc) = go(self, i, &mut state, &mut path) {
+                if cyc.is_empty() {
+                    continue;
+                }
+                let names: Vec<&str> = cyc
+                    .iter()
+                    .map(|&j| self.col.lists[j].name.as_str())
+                    .collect();
+                let msg = format!("Reference loop in list: {}", names.join(" -> "));
+                let first = cyc[0];
+                let loc = self.col.lists[first].loc;
+                let item = format!("list '{}'", self.col.lists[first].name);
+                self.error("LOAD_ERR_VALIDATE", item, msg, Some(loc));
+            }
+        }
+    }
+
+    fn resolve_macros(&mut self) {
+        let n = self.col.macros.len();
+        let mut parsed: Vec<Option<Expr>> = Vec::with_capacity(n);
+        for m in &self.col.macros {
+            match parser::parse_condition(&m.cond.text) {
+                Ok(e) => parsed.push(Some(e)),
+                Err(e) => {
+                    let loc = loader::locate(self.sources, &m.cond, e.pos);
+                    let item = format!("macro '{}'", m.name);
+                    self.error("LOAD_ERR_COMPILE_CONDITION", item, e.message, loc);
+                    parsed.push(None);
+                }
+            }
+        }
+        #[derive(Clone, Copy, PartialEq)]
+        enum St {
+            New,
+            Busy,
+            Done,
+        }
+        let mut state = vec![St::New; n];
+        // Iterative over macros, recursive over references.
+        fn go(
+            cx: &mut Cx<'_>,
+            parsed: &[Option<Expr>],
+            i: usize,
+            state: &mut Vec<St>,
+            stack: &mut Vec<usize>,
+        ) -> Option<Rc<RExpr>> {
+            match state[i] {
+                St::Done => return cx.macro_exprs[i].clone(),
+                St::Busy => return None,
+                St::New => {}
+            }
+            state[i] = St::Busy;
+            stack.push(i);
+            let vis = cx.col.macros[i].visibility;
+            let res = match &parsed[i] {
+                Some(e) => {
+                    let mut errs = Vec::new();
+                    let r = resolve(
+                        cx,
+                        parsed,
+                        e,
+                        Origin::Macro(i),
+                        Some(vis),
+                        state,
+                        stack,
+                        &mut errs,
+                    );
+                    if let Some((msg, pos)) = errs.into_iter().next() {
+                        let loc = loader::locate(cx.sources, &cx.col.macros[i].cond, pos);
+                        let item = format!("macro '{}'", cx.col.macros[i].name);
+                        cx.error("LOAD_ERR_COMPILE_CONDITION", item, msg, loc);
+                        None
+                    } else {
+                        r.map(Rc::new)
+                    }
+                }
+                None => None,
+            };
+            stack.pop();
+            state[i] = St::Done;
+            cx.macro_exprs[i] = res.clone();
+            res
+        }
+        #[allow(clippy::too_many_arguments)]
+        fn resolve(
+            cx: &mut Cx<'_>,
+            parsed: &[Option<Expr>],
+            e: &Expr,
+            origin: Origin,
+            vis: Option<u32>,
+            state: &mut Vec<St>,
+            stack: &mut Vec<usize>,
+            errs: &mut Vec<(String, usize)>,
+        ) -> Option<RExpr> {
+            Some(match e {
+                Expr::And(v) => RExpr::And(
+                    v.iter()
+                        .map(|x| resolve(cx, parsed, x, origin, vis, state, stack, errs))
+                        .collect::<Option<_>>()?,
+                ),
+                Expr::Or(v) => RExpr::Or(
+                    v.iter()
+                        .map(|x| resolve(cx, parsed, x, origin, vis, state, stack, errs))
+                        .collect::<Option<_>>()?,
+                ),
+                Expr::Not(x) => RExpr::Not(Box::new(resolve(
+                    cx, parsed, x, origin, vis, state, stack, errs,
+                )?)),
+                Expr::Check(c) => RExpr::Check(Rc::new((**c).clone()), origin),
+                Expr::Macro(name, pos) => {
+                    let j = cx.col.macro_(name).filter(|&j| match vis {
+                        Some(v) => cx.col.macros[j].index < v,
+                        None => true,
+                    });
+                    let Some(j) = j else {
+                        errs.push((format!("Undefined macro '{name}' used in filter."), *pos));
+                        return None;
+                    };
+                    if state[j] == St::Busy {
+                        let start = stack.iter().position(|&p| p == j).unwrap_or(0);
+                        let mut names: Vec<&str> = stack[start..]
+                            .iter()
+                            .map(|&k| cx.col.macros[k].name.as_str())
+                            .collect();
+                        names.push(name);
+                        errs.push((
+                            format!("Reference loop in macro '{name}': {}", names.join(" -> ")),
+                            *pos,
+                        ));
+                        return None;
+                    }
+                    match go(cx, parsed, j, state, stack) {
+                        Some(r) => RExpr::Shared(r),
+                        None => {
+                            if cx.macro_exprs[j].is_none() && state[j] == St::Done {
+                                errs.push((format!("macro '{name}' has errors"), *pos));
+                            }
+                            return None;
+                        }
+                    }
+                }
+            })
+        }
+        for i in 0..n {
+            let mut stack = Vec::new();
+            go(self, &parsed, i, &mut state, &mut stack);
+        }
+    }
+}
+
+// Rules see every macro (no visibility limit); macros are all resolved by now.
+impl Cx<'_> {
+    fn resolve_rule(&mut self, e: &Expr, origin: Origin) -> Result<RExpr, Vec<(String, usize)>> {
+        let mut errs = Vec::new();
+        let r = self.resolve_rule_inner(e, origin, &mut errs);
+        match r {
+            Some(r) if errs.is_empty() => Ok(r),
+            _ => Err(errs),
+        }
+    }
+
+    fn resolve_rule_inner(
+        &mut self,
+        e: &Expr,
+        origin: Origin,
+        errs: &mut Vec<(String, usize)>,
+    ) -> Option<RExpr> {
+        Some(match e {
+            Expr::And(v) => RExpr::And(
+                v.iter()
+                    .map(|x| self.resolve_rule_inner(x, origin, errs))
+                    .collect::<Option<_>>()?,
+            ),
+            Expr::Or(v) => RExpr::Or(
+                v.iter()
+                    .map(|x| self.resolve_rule_inner(x, origin, errs))
+                    .collect::<Option<_>>()?,
+            ),
+            Expr::Not(x) => RExpr::Not(Box::new(self.resolve_rule_inner(x, origin, errs)?)),
+            Expr::Check(c) => RExpr::Check(Rc::new((**c).clone()), origin),
+            Expr::Macro(name, pos) => {
+                let Some(j) = self.col.macro_(name) else {
+                    errs.push((format!("Undefined macro '{name}' used in filter."), *pos));
+                    return None;
+                };
+                match self.macro_exprs[j].clone() {
+                    Some(r) => RExpr::Shared(r),
+                    None => {
+                        errs.push((format!("macro '{name}' has errors"), *pos));
+                        return None;
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Falco's `quote_item` + parse: an exception value as a condition item.
+fn exception_item(v: &str, loc_pos: usize) -> Item {
+    let b = v.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        return Item {
+            text: v[1..v.len() - 1].to_string(),
+            quoted: true,
+            pos: loc_pos,
+        };
+    }
+    Item {
+        text: v.to_string(),
+        quoted: v.contains(' '),
+        pos: loc_pos,
+    }
+}
+
+fn exception_list(v: &str) -> Vec<Item> {
+    // "(a, b)" written as one value: split it as the condition parser would.
+    let inner = v.trim().trim_start_matches('(').trim_end_matches(')');
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| exception_item(s, 0))
+        .collect()
+}
+
+fn field_operand(name: &str) -> Operand {
+    match name.find('[') {
+        Some(i) if name.ends_with(']') => Operand::Field {
+            name: name[..i].to_string(),
+            arg: Some(name[i + 1..name.len() - 1].to_string()),
+            pos: 0,
+        },
+        _ => Operand::Field {
+            name: name.to_string(),
+            arg: None,
+            pos: 0,
+        },
+    }
+}
+
+/// Builds `not (...)` for one exception (`None` when it has no values).
+fn exception_expr(ex: &ExceptionDef) -> Result<Option<RExpr>, String> {
+    let origin = Origin::Fixed(ex.loc);
+    let check = |field: &str, op: Op, rhs: Rhs| {
+        RExpr::Check(
+            Rc::new(Check {
+                lhs: field_operand(field),
+                op,
+                rhs,
+                pos: 0,
+            }),
+            origin,
+        )
+    };
+    match &ex.fields {
+        Entry::Item(field) => {
+            let comp = match &ex.comps {
+                Entry::Item(c) => c.as_str(),
+                _ => "in",
+            };
+            let op = Op::parse(comp)
+                .ok_or_else(|| format!("'{comp}' is not a supported comparison operator"))?;
+            let mut items = Vec::new();
+            for v in &ex.values {
+                match v {
+                    Entry::Item(s) => items.push(exception_item(s, 0)),
+                    _ => return Err("Expected values array to contain a list of strings".into()),
+                }
+            }
+            if items.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(RExpr::Not(Box::new(check(
+                field,
+                op,
+                Rhs::List(items),
+            )))))
+        }
+        Entry::List(fields) => {
+            let fields: Vec<&str> = fields
+                .iter()
+                .map(|f| match f {
+                    Entry::Item(s) => Ok(s.as_str()),
+                    _ => Err("exception fields must be strings".to_string()),
+                })
+                .collect::<Result<_, _>>()?;
+            let comps: Vec<Op> = match &ex.comps {
+                Entry::List(c) => c
+                    .iter()
+                    .map(|c| match c {
+                        Entry::Item(s) => Op::parse(s)
+                            .ok_or_else(|| format!("'{s}' is not a supported comparison operator")),
+                        _ => Err("exception comps must be strings".to_string()),
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => vec![Op::Eq; fields.len()],
+            };
+            let mut rows = Vec::new();
+            for row in &ex.values {
+                let Entry::List(vals) = row else {
+                    return Err("Fields and values lists must have equal length".into());
+                };
+                if vals.len() != fields.len() {
+                    return Err("Fields and values lists must have equal length".into());
+                }
+                let mut conj = Vec::new();
+                for ((f, op), v) in fields.iter().zip(&comps).zip(vals) {
+                    let rhs = match v {
+                        Entry::List(items) => Rhs::List(
+                            items
+                                .iter()
+                                .map(|i| match i {
+                                    Entry::Item(s) => Ok(exception_item(s, 0)),
+                                    _ => Err("nested lists in exception values".to_string()),
+                                })
+                                .collect::<Result<_, _>>()?,
+                        ),
+                        Entry::Item(s) if op.is_list() => {
+                            if s.trim_start().starts_with('(') {
+                                Rhs::List(exception_list(s))
+                            } else {
+                                Rhs::List(vec![Item {
+                                    text: s.clone(),
+                                    quoted: false,
+                                    pos: 0,
+                                }])
+                            }
+                        }
+                        Entry::Item(s) => Rhs::Value(exception_item(s, 0)),
+                        Entry::Unset => return Err("empty exception value".into()),
+                    };
+                    let rhs = if *op == Op::Exists { Rhs::None } else { rhs };
+                    conj.push(check(f, *op, rhs));
+                }
+                rows.push(RExpr::And(conj));
+            }
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(RExpr::Not(Box::new(RExpr::Or(rows)))))
+        }
+        Entry::Unset => {
+            Err("Rule exception item must have fields property with a list of fields".into())
+        }
+    }
+}
+
+fn unquote(s: &str) -> &str {
+    let b = s.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        &s[1..s.len() - 1]
+    } else {
+        s
+    }
+}
+
+fn parse_int(s: &str) -> Option<i64> {
+    let t = s.trim();
+    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return i64::from_str_radix(h, 16).ok();
+    }
+    t.parse::<i64>().ok()
+}
+
+fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if t.len() % 2 != 0 {
+        return None;
+    }
+    (0..t.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Cx<'_> {
+    fn place(&self, origin: Origin, rule: &RuleDef, pos: usize) -> Loc {
+        match origin {
+            Origin::Rule => loader::locate(self.sources, &rule.cond, pos).unwrap_or(rule.loc),
+            Origin::Macro(i) => loader::locate(self.sources, self.macro_texts[i], pos)
+                .unwrap_or(self.col.macros[i].loc),
+            Origin::Fixed(l) => l,
+        }
+    }
+
+    fn operand(
+        &self,
+        o: &Operand,
+        origin: Origin,
+        rule: &RuleDef,
+        issues: &mut Vec<Issue>,
+    ) -> Option<COperand> {
+        let mut ts = Vec::new();
+        let mut cur = o;
+        while let Operand::Transform(t, inner) = cur {
+            ts.push(*t);
+            cur = inner;
+        }
+        ts.reverse();
+        let Operand::Field { name, arg, pos } = cur else {
+            return None;
+        };
+        match model::fields::lookup(name, arg.as_deref()) {
+            Lookup::Supported(field) => Some(COperand {
+                field,
+                transforms: ts.into(),
+            }),
+            Lookup::Unsupported => {
+                let full = match arg {
+                    Some(a) => format!("{name}[{a}]"),
+                    None => name.clone(),
+                };
+                issues.push(Issue::Unsupported(full));
+                None
+            }
+            Lookup::Unknown(msg) => {
+                issues.push(Issue::Unknown(msg, self.place(origin, rule, *pos)));
+                None
+            }
+        }
+    }
+
+    fn expand_items(&mut self, items: &[Item]) -> Vec<String> {
+        let mut out = Vec::new();
+        for it in items {
+            if !it.quoted
+                && let Some(&j) = self.list_by_name.get(it.text.as_str())
+            {
+                self.used_lists[j] = true;
+                if let Some(v) = &self.lists[j] {
+                    // Falco splices list items into the condition text, so quoted items are
+                    // unquoted by the condition parser.
+                    out.extend(v.iter().map(|i| unquote(i).to_string()));
+                }
+                continue;
+            }
+            out.push(it.text.clone());
+        }
+        out
+    }
+
+    fn check(
+        &mut self,
+        c: &Check,
+        origin: Origin,
+        rule: &RuleDef,
+        issues: &mut Vec<Issue>,
+    ) -> Option<Node> {
+        let lhs = self.operand(&c.lhs, origin, rule, issues);
+        let rhs_op = match &c.rhs {
+            Rhs::Operand(o) => Some(self.operand(o, origin, rule, issues)),
+            _ => None,
+        };
+        let lhs = lhs?;
+        let invalid = |this: &Self, issues: &mut Vec<Issue>, msg: String| {
+            issues.push(Issue::Invalid(msg, this.place(origin, rule, c.pos)));
+            None::<Node>
+        };
+        let fname = lhs.field.display_name();
+        let ty = lhs.ty();
+        let op = c.op;
+        let test = match (&c.rhs, rhs_op) {
+            (_, Some(Some(r))) => Test::Field(op, Box::new(r)),
+            (_, Some(None)) => return None,
+            (Rhs::None, _) => Test::Exists,
+            (Rhs::List(items), _) => {
+                if !op.is_list() {
+                    return invalid(
+                        self,
+                        issues,
+                        format!(
+                            "operator '{}' takes a single value, not a list",
+                            op.as_str()
+                        ),
+                    );
+                }
+                let vals = self.expand_items(items);
+                match (op, ty) {
+                    (Op::Pmatch, _) => Test::Pmatch(PathSet::new(vals)),
+                    (_, FieldType::Int) => {
+                        let mut ints = Vec::new();
+                        for v in &vals {
+                            match parse_int(v) {
+                                Some(i) => ints.push(i),
+                                None => {
+                                    return invalid(
+                                        self,
+                                        issues,
+                                        format!("'{v}' is not a number (field {fname})"),
+                                    );
+                                }
+                            }
+                        }
+                        Test::IntIn(ints.into())
+                    }
+                    (_, FieldType::Ip | FieldType::Net) => {
+                        let mut nets = Vec::new();
+                        for v in &vals {
+                            match Cidr::parse(v) {
+                                Some(n) => nets.push(n),
+                                None => {
+                                    return invalid(
+                                        self,
+                                        issues,
+                                        format!(
+                                            "'{v}' is not an IP address or network (field {fname})"
+                                        ),
+                                    );
+                                }
+                            }
+                        }
+                        Test::Nets(nets.into(), false)
+                    }
+                    _ => Test::StrIn(StrSet::new(vals)),
+                }
+            }
+            (Rhs::Value(item), _) => {
+                let v = item.text.as_str();
+                match op {
+                    Op::Eq | Op::Ne => {
+                        let ne = op == Op::Ne;
+                        match ty {
+                            FieldType::Str => Test::StrEq(v.into(), ne),
+                            FieldType::Int => match parse_int(v) {
+                                Some(i) => Test::Int(if ne { Ord_::Ne } else { Ord_::Eq }, i),
+                                None => {
+                                    return invalid(
+                                        self,
+                                        issues,
+                                        format!("'{v}' is not a number (field {fname})"),
+                                    );
+                                }
+                            },
+                            FieldType::Bool => match v {
+                                "true" | "TRUE" | "True" | "1" => Test::Bool(true, ne),
+                                "false" | "FALSE" | "False" | "0" => Test::Bool(false, ne),
+                                _ => {
+                                    return invalid(
+                                        self,
+                                        issues,
+                                        format!("'{v}' is not a boolean (field {fname})"),
+                                    );
+                                }
+                            },
+                            FieldType::Ip | FieldType::Net => match (ty, v.parse()) {
+                                (FieldType::Ip, Ok(ip)) => Test::Ip(ip, ne),
+                                _ => match Cidr::parse(v) {
+                                    Some(n) => Test::Nets(Box::new([n]), ne),
+                                    None => {
+                                        return invalid(
+                                            self,
+                                            issues,
+                                            format!(
+                                                "'{v}' is not an IP address or network (field {fname})"
+                                            ),
+                                        );
+                                    }
+                                },
+                            },
+                        }
+                    }
+                    Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                        let o = match op {
+                            Op::Lt => Ord_::Lt,
+                            Op::Le => Ord_::Le,
+                            Op::Gt => Ord_::Gt,
+                            _ => Ord_::Ge,
+                        };
+                        match ty {
+                            FieldType::Int => match parse_int(v) {
+                                Some(i) => Test::Int(o, i),
+                                None => {
+                                    return invalid(
+                                        self,
+                                        issues,
+                                        format!("'{v}' is not a number (field {fname})"),
+                                    );
+                                }
+                            },
+                            FieldType::Str => Test::StrOrd(o, v.into()),
+                            _ => {
+                                return invalid(
+                                    self,
+                                    issues,
+                                    format!(
+                                        "operator '{}' is not supported on field {fname}",
+                                        op.as_str()
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    Op::Contains => {
+                        Test::Contains(memchr::memmem::Finder::new(v.as_bytes()).into_owned())
+                    }
+                    Op::IContains => Test::IContains(v.to_ascii_lowercase().into_bytes().into()),
+                    Op::StartsWith => Test::StartsWith(v.into()),
+                    Op::EndsWith => Test::EndsWith(v.into()),
+                    Op::Glob => Test::Glob(Glob::new(v, false)),
+                    Op::IGlob => Test::Glob(Glob::new(v, true)),
+                    Op::Regex => match regex::Regex::new(&format!("^(?:{v})$")) {
+                        Ok(r) => Test::Regex(Box::new(r)),
+                        Err(e) => {
+                            return invalid(self, issues, format!("invalid regex '{v}': {e}"));
+                        }
+                    },
+                    Op::BContains | Op::BStartsWith => match parse_hex(v) {
+                        Some(bytes) if op == Op::BContains => {
+                            Test::BContains(memchr::memmem::Finder::new(&bytes).into_owned())
+                        }
+                        Some(bytes) => Test::BStartsWith(bytes.into()),
+                        None => return invalid(self, issues, format!("'{v}' is not a hex string")),
+                    },
+                    Op::In | Op::Intersects | Op::Pmatch => {
+                        return invalid(
+                            self,
+                            issues,
+                            format!("operator '{}' needs a list", op.as_str()),
+                        );
+                    }
+                    Op::Exists => Test::Exists,
+                }
+            }
+            (Rhs::Operand(_), None) => return None,
+        };
+        Some(Node::Check(Box::new(CCheck { lhs, test })))
+    }
+
+    fn lower(&mut self, e: &RExpr, rule: &RuleDef, issues: &mut Vec<Issue>) -> Option<Node> {
+        match e {
+            RExpr::And(v) => {
+                let mut out = Vec::with_capacity(v.len());
+                let mut ok = true;
+                for x in v {
+                    match self.lower(x, rule, issues) {
+                        Some(n) => out.push(n),
+                        None => ok = false,
+                    }
+                }
+                ok.then(|| flatten(Node::And(out.into())))
+            }
+            RExpr::Or(v) => {
+                let mut out = Vec::with_capacity(v.len());
+                let mut ok = true;
+                for x in v {
+                    match self.lower(x, rule, issues) {
+                        Some(n) => out.push(n),
+                        None => ok = false,
+                    }
+                }
+                ok.then(|| flatten(Node::Or(out.into())))
+            }
+            RExpr::Not(x) => self.lower(x, rule, issues).map(|n| Node::Not(Box::new(n))),
+            RExpr::Check(c, origin) => self.check(c, *origin, rule, issues),
+            RExpr::Shared(r) => self.lower(r, rule, issues),
+        }
+    }
+
+    fn compile_rule(&mut self, r: &RuleDef) -> Result<Compiled, LeftOut> {
+        let item = format!("rule '{}'", r.name);
+        let left = |reason: String, fields: Vec<String>| LeftOut {
+            rule: r.name.clone(),
+            reason,
+            fields,
+        };
+        let parsed = match parser::parse_condition(&r.cond.text) {
+            Ok(e) => e,
+            Err(e) => {
+                let loc = loader::locate(self.sources, &r.cond, e.pos).or(Some(r.loc));
+                self.error("LOAD_ERR_COMPILE_CONDITION", item, e.message.clone(), loc);
+                return Err(left(format!("condition error: {}", e.message), vec![]));
+            }
+        };
+        let mut resolved = match self.resolve_rule(&parsed, Origin::Rule) {
+            Ok(x) => x,
+            Err(errs) => {
+                let (msg, pos) = errs.into_iter().next().unwrap_or_default();
+                let loc = loader::locate(self.sources, &r.cond, pos).or(Some(r.loc));
+                self.error("LOAD_ERR_COMPILE_CONDITION", item, msg.clone(), loc);
+                return Err(left(format!("condition error: {msg}"), vec![]));
+            }
+        };
+        let mut conj = vec![resolved];
+        for ex in &r.exceptions {
+            match exception_expr(ex) {
+                Ok(Some(x)) => conj.push(x),
+                Ok(None) => {}
+                Err(msg) => {
+                    self.error("LOAD_ERR_VALIDATE", item, msg.clone(), Some(ex.loc));
+                    return Err(left(format!("exception error: {msg}"), vec![]));
+                }
+            }
+        }
+        resolved = if conj.len() == 1 {
+            conj.pop().unwrap_or(RExpr::And(vec![]))
+        } else {
+            RExpr::And(conj)
+        };
+        let mut issues = Vec::new();
+        let node = self.lower(&resolved, r, &mut issues);
+        // Output.
+        let out_text = &r.output;
+        let output = OutputFormat::parse(&out_text.text);
+        let mut out_unknown = Vec::new();
+        let mut out_unsupported = Vec::new();
+        for (name, l) in output.lookups() {
+            match l {
+                Lookup::Unknown(msg) => out_unknown.push(msg),
+                Lookup::Unsupported => out_unsupported.push(name),
+                Lookup::Supported(_) => {}
+            }
+        }
+        let mut unsupported: Vec<String> = Vec::new();
+        let mut unknown = Vec::new();
+        let mut invalid = Vec::new();
+        for i in issues {
+            match i {
+                Issue::Unsupported(f) => {
+                    if !unsupported.contains(&f) {
+                        unsupported.push(f);
+                    }
+                }
+                Issue::Unknown(m, l) => unknown.push((m, l)),
+                Issue::Invalid(m, l) => invalid.push((m, l)),
+            }
+        }
+        if let Some((m, l)) = invalid.into_iter().next() {
+            self.error("LOAD_ERR_COMPILE_CONDITION", item, m.clone(), Some(l));
+            return Err(left(format!("condition error: {m}"), vec![]));
+        }
+        if let Some((m, l)) = unknown.into_iter().next() {
+            if r.skip_if_unknown_filter {
+                self.warn(
+                    "LOAD_UNKNOWN_FILTER",
+                    item,
+                    format!("{m}; rule skipped (skip-if-unknown-filter)"),
+                    Some(l),
+                );
+            } else {
+                self.error("LOAD_ERR_COMPILE_CONDITION", item, m.clone(), Some(l));
+            }
+            return Err(left(format!("unknown field: {m}"), vec![]));
+        }
+        if let Some(m) = out_unknown.into_iter().next() {
+            let loc = out_text.segments.first().map(|s| s.loc).or(Some(r.loc));
+            if r.skip_if_unknown_filter {
+                self.warn(
+                    "LOAD_UNKNOWN_FILTER",
+                    item,
+                    format!("output: {m}; rule skipped (skip-if-unknown-filter)"),
+                    loc,
+                );
+            } else {
+                self.error("LOAD_ERR_COMPILE_OUTPUT", item, format!("output: {m}"), loc);
+            }
+            return Err(left(format!("unknown output field: {m}"), vec![]));
+        }
+        if !unsupported.is_empty() {
+            if !r.skip_if_unknown_filter {
+                self.warn(
+                    "LOAD_UNKNOWN_FILTER",
+                    item,
+                    format!(
+                        "uses fields Vigil does not collect yet: {}; rule left out",
+                        unsupported.join(", ")
+                    ),
+                    Some(r.cond.segments.first().map_or(r.loc, |s| s.loc)),
+                );
+            }
+            return Err(left(
+                format!(
+                    "uses fields Vigil does not collect yet: {}",
+                    unsupported.join(", ")
+                ),
+                unsupported,
+            ));
+        }
+        let Some(node) = node else {
+            return Err(left("condition could not be compiled".into(), vec![]));
+        };
+        if !out_unsupported.is_empty() {
+            let loc = out_text.segments.first().map(|s| s.loc).or(Some(r.loc));
+            self.warn(
+                "LOAD_UNKNOWN_FILTER",
+                item.clone(),
+                format!(
+                    "output uses fields Vigil does not collect yet (shown as <NA>): {}",
+                    out_unsupported.join(", ")
+                ),
+                loc,
+            );
+        }
+        let (types, _) = type_sets(&node);
+        if r.source == "syscall" && r.warn_evttypes && matches!(&types, TypeSet::AllExcept(_)) {
+            self.warn(
+                "LOAD_NO_EVTTYPE",
+                item,
+                "Rule matches too many evt.type values. This has a significant performance penalty.".into(),
+                Some(r.loc),
+            );
+        }
+        let rule = crate::Rule {
+            name: r.name.clone(),
+            desc: r.desc.clone(),
+            priority: r.priority,
+            source: r.source.clone(),
+            tags: r.tags.iter().cloned().collect(),
+            enabled: r.enabled,
+            condition: r.cond.text.clone(),
+            output: r.output.text.clone(),
+        };
+        Ok(Compiled {
+            rule,
+            cond: node,
+            output,
+            types,
+        })
+    }
+}
+
+fn flatten(n: Node) -> Node {
+    match n {
+        Node::And(v) if v.len() == 1 => v.into_vec().pop().unwrap_or(Node::Const(true)),
+        Node::Or(v) if v.len() == 1 => v.into_vec().pop().unwrap_or(Node::Const(false)),
+        Node::And(v) => {
+            let mut out = Vec::with_capacity(v.len());
+            for x in v.into_vec() {
+                match x {
+                    Node::And(inner) => out.extend(inner.into_vec()),
+                    other => out.push(other),
+                }
+            }
+            Node::And(out.into())
+        }
+        Node::Or(v) => {
+            let mut out = Vec::with_capacity(v.len());
+            for x in v.into_vec() {
+                match x {
+                    Node::Or(inner) => out.extend(inner.into_vec()),
+                    other => out.push(other),
+                }
+            }
+            Node::Or(out.into())
+        }
+        other => other,
+    }
+}

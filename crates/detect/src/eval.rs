@@ -1,0 +1,687 @@
+//! Compiled conditions and their evaluation against events.
+//!
+//! Everything that can be decided at load time is: field names are [`Field`] ids, values are
+//! parsed into the field's type, value lists become hash sets, path-prefix sets, or small
+//! vectors, regexes and substring finders are built once. Evaluation allocates nothing: composed
+//! field texts go into the reusable [`Scratch`], transformer results into two reusable buffers.
+
+use crate::parser::Transformer;
+use model::Event;
+use model::fields::{Field, FieldType, Scratch, Value};
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+
+/// A small, fast, non-cryptographic hasher (the FxHash mixing step) for value sets.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0xf135_7aea_2e62_a9c5;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0xf135_7aea_2e62_a9c5);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Hash builder for [`FxHasher`].
+pub type FxBuild = BuildHasherDefault<FxHasher>;
+
+/// A compiled boolean expression.
+#[derive(Debug, Clone)]
+pub enum Node {
+    /// All.
+    And(Box<[Node]>),
+    /// Any.
+    Or(Box<[Node]>),
+    /// Negation.
+    Not(Box<Node>),
+    /// A constant.
+    Const(bool),
+    /// A check.
+    Check(Box<CCheck>),
+}
+
+/// A field with transformers applied innermost first.
+#[derive(Debug, Clone)]
+pub struct COperand {
+    /// The field.
+    pub field: Field,
+    /// Transformers, innermost first.
+    pub transforms: Box<[Transformer]>,
+}
+
+impl COperand {
+    /// The type of the operand's value after transformers.
+    pub fn ty(&self) -> FieldType {
+        match self.transforms.last() {
+            None => self.field.field_type(),
+            Some(Transformer::Len) => FieldType::Int,
+            Some(_) => FieldType::Str,
+        }
+    }
+}
+
+/// A compiled check.
+#[derive(Debug, Clone)]
+pub struct CCheck {
+    /// Left-hand side.
+    pub lhs: COperand,
+    /// The test on its value(s).
+    pub test: Test,
+}
+
+/// Integer comparisons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Ord_ {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Ord_ {
+    fn cmp<T: PartialOrd>(self, a: T, b: T) -> bool {
+        match self {
+            Ord_::Eq => a == b,
+            Ord_::Ne => a != b,
+            Ord_::Lt => a < b,
+            Ord_::Le => a <= b,
+            Ord_::Gt => a > b,
+            Ord_::Ge => a >= b,
+        }
+    }
+}
+
+/// An IPv4/IPv6 network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub bits: u8,
+}
+
+impl Cidr {
+    /// Parses `a.b.c.d/n`, `x::/n` or a plain address.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, bits) = match s.split_once('/') {
+            Some((a, b)) => (a, Some(b.parse::<u8>().ok()?)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Cidr { addr, bits })
+    }
+
+    /// Whether `ip` lies in the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.bits))
+                };
+                (u32::from(n) & mask) == (u32::from(a) & mask)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.bits))
+                };
+                (u128::from(n) & mask) == (u128::from(a) & mask)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A set of strings: linear for a handful, hashed beyond.
+#[derive(Debug, Clone)]
+pub enum StrSet {
+    /// Few items.
+    Small(Box<[Box<str>]>),
+    /// Many items.
+    Hashed(HashSet<Box<str>, FxBuild>),
+}
+
+impl StrSet {
+    /// Builds the set.
+    pub fn new(items: Vec<String>) -> Self {
+        if items.len() <= 6 {
+            StrSet::Small(items.into_iter().map(String::into_boxed_str).collect())
+        } else {
+            StrSet::Hashed(items.into_iter().map(String::into_boxed_str).collect())
+        }
+    }
+
+    /// Membership.
+    #[inline]
+    pub fn contains(&self, s: &str) -> bool {
+        match self {
+            StrSet::Small(v) => v.iter().any(|i| **i == *s),
+            StrSet::Hashed(h) => h.contains(s),
+        }
+    }
+}
+
+/// A set of path prefixes for `pmatch` (items may be globs).
+#[derive(Debug, Clone)]
+pub struct PathSet {
+    prefixes: HashSet<Box<str>, FxBuild>,
+    globs: Box<[Glob]>,
+    root: bool,
+}
+
+impl PathSet {
+    /// Builds the set.
+    pub fn new(items: Vec<String>) -> Self {
+        let mut prefixes = HashSet::default();
+        let mut globs = Vec::new();
+        let mut root = false;
+        for i in items {
+            if i.contains(['*', '?', '[']) {
+                globs.push(Glob::new(i.trim_end_matches('/'), false));
+            } else {
+                let t = i.trim_end_matches('/');
+                if t.is_empty() {
+                    root = i.starts_with('/');
+                } else {
+                    prefixes.insert(t.into());
+                }
+            }
+        }
+        PathSet {
+            prefixes,
+            globs: globs.into(),
+            root,
+        }
+    }
+
+    /// Whether `path` equals or lies below one of the prefixes.
+    pub fn matches(&self, path: &str) -> bool {
+        if self.root && path.starts_with('/') {
+            return true;
+        }
+        let p = path.trim_end_matches('/');
+        if self.prefixes.contains(p) {
+            return true;
+        }
+        for (i, b) in p.bytes().enumerate() {
+            if b == b'/' && i > 0 {
+                let pre = &p[..i];
+                if self.prefixes.contains(pre) {
+                    return true;
+                }
+                if self.globs.iter().any(|g| g.matches(pre)) {
+                    return true;
+                }
+            }
+        }
+        self.globs.iter().any(|g| g.matches(p))
+    }
+}
+
+/// A compiled glob (`*`, `?`, `[...]`).
+#[derive(Debug, Clone)]
+pub struct Glob {
+    pat: Box<[u8]>,
+    ci: bool,
+}
+
+impl Glob {
+    /// Compiles; `ci` = case-insensitive (ASCII).
+    pub fn new(p: &str, ci: bool) -> Self {
+        let pat = if ci {
+            p.to_ascii_lowercase()
+        } else {
+            p.to_string()
+        };
+        Glob {
+            pat: pat.into_bytes().into(),
+            ci,
+        }
+    }
+
+    /// Full match.
+    pub fn matches(&self, s: &str) -> bool {
+        glob_match(&self.pat, s.as_bytes(), self.ci)
+    }
+}
+
+fn class_match(pat: &[u8], mut i: usize, c: u8) -> Option<(bool, usize)> {
+    // pat[i] == b'['
+    i += 1;
+    let neg = matches!(pat.get(i), Some(b'!' | b'^'));
+    if neg {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < pat.len() {
+        let a = pat[i];
+        if a == b']' && !first {
+            return Some((matched != neg, i + 1));
+        }
+        first = false;
+        if i + 2 < pat.len() && pat[i + 1] == b'-' && pat[i + 2] != b']' {
+            if a <= c && c <= pat[i + 2] {
+                matched = true;
+            }
+            i += 3;
+        } else {
+            if a == c {
+                matched = true;
+            }
+            i += 1;
+        }
+    }
+    None // unterminated class: treat '[' literally
+}
+
+fn glob_match(pat: &[u8], s: &[u8], ci: bool) -> bool {
+    let (mut p, mut i) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        let c = if ci { s[i].to_ascii_lowercase() } else { s[i] };
+        if p < pat.len() {
+            match pat[p] {
+                b'*' => {
+                    star = Some((p, i));
+                    p += 1;
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((ok, next)) = class_match(pat, p, c) {
+                        if ok {
+                            p = next;
+                            i += 1;
+                            continue;
+                        }
+                    } else if c == b'[' {
+                        p += 1;
+                        i += 1;
+                        continue;
+                    }
+                }
+                b'\\' if p + 1 < pat.len() && pat[p + 1] == c => {
+                    p += 2;
+                    i += 1;
+                    continue;
+                }
+                x if x == c => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some((sp, si)) => {
+                p = sp + 1;
+                i = si + 1;
+                star = Some((sp, si + 1));
+            }
+            None => return false,
+        }
+    }
+    pat[p..].iter().all(|&b| b == b'*')
+}
+
+/// What to test a value against.
+#[derive(Debug, Clone)]
+pub enum Test {
+    /// The field has a value.
+    Exists,
+    /// String equality (`=`), or inequality when `ne`.
+    StrEq(Box<str>, bool),
+    /// Lexicographic comparison.
+    StrOrd(Ord_, Box<str>),
+    /// Substring.
+    Contains(memchr::memmem::Finder<'static>),
+    /// Case-insensitive substring (needle lower-cased).
+    IContains(Box<[u8]>),
+    /// Prefix.
+    StartsWith(Box<str>),
+    /// Suffix.
+    EndsWith(Box<str>),
+    /// Byte substring.
+    BContains(memchr::memmem::Finder<'static>),
+    /// Byte prefix.
+    BStartsWith(Box<[u8]>),
+    /// Glob.
+    Glob(Glob),
+    /// Full-match regex.
+    Regex(Box<regex::Regex>),
+    /// `in` / `intersects` a string set.
+    StrIn(StrSet),
+    /// `pmatch`.
+    Pmatch(PathSet),
+    /// Integer comparison.
+    Int(Ord_, i64),
+    /// Integer set.
+    IntIn(Box<[i64]>),
+    /// Boolean equality (`ne` inverts).
+    Bool(bool, bool),
+    /// IP equality / inequality.
+    Ip(IpAddr, bool),
+    /// IP or network membership (`ne` inverts for `!=`).
+    Nets(Box<[Cidr]>, bool),
+    /// Compare with another field (`val(...)`, transformers on the right).
+    Field(crate::parser::Op, Box<COperand>),
+}
+
+/// Buffers reused across evaluations.
+#[derive(Debug, Default)]
+pub struct EvalScratch {
+    /// Composed field values.
+    pub fields: Scratch,
+    tmp: [String; 2],
+}
+
+impl EvalScratch {
+    /// Prepares for a new event.
+    pub fn reset(&mut self) {
+        self.fields.reset();
+    }
+}
+
+pub(crate) fn b64_decode(s: &str, out: &mut String) {
+    let mut buf: u32 = 0;
+    let mut bits = 0;
+    let mut bytes = Vec::new();
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => continue,
+        };
+        buf = (buf << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((buf >> bits) as u8);
+        }
+    }
+    out.push_str(&String::from_utf8_lossy(&bytes));
+}
+
+/// Applies transformers; the result is a `Value` borrowing `out` or an Int.
+fn transform<'a>(v: Value<'_>, ts: &[Transformer], out: &'a mut String) -> Value<'a> {
+    out.clear();
+    match v {
+        Value::Str(s) => out.push_str(s),
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
+    let mut tmp = String::new();
+    for (i, t) in ts.iter().enumerate() {
+        match t {
+            Transformer::ToLower => {
+                out.make_ascii_lowercase();
+            }
+            Transformer::ToUpper => {
+                out.make_ascii_uppercase();
+            }
+            Transformer::Basename => {
+                let b = if out.ends_with('/') {
+                    String::new()
+                } else {
+                    out.rsplit('/').next().unwrap_or("").to_string()
+                };
+                *out = b;
+            }
+            Transformer::B64 => {
+                tmp.clear();
+                b64_decode(out, &mut tmp);
+                std::mem::swap(out, &mut tmp);
+            }
+            Transformer::Len => {
+                let n = out.chars().count() as i64;
+                if i + 1 == ts.len() {
+                    return Value::Int(n);
+                }
+                out.clear();
+                let _ = write!(out, "{n}");
+            }
+        }
+    }
+    Value::Str(out)
+}
+
+fn as_text<'a>(v: Value<'a>, buf: &'a mut String) -> &'a str {
+    match v {
+        Value::Str(s) => s,
+        other => {
+            buf.clear();
+            let _ = write!(buf, "{other}");
+            buf
+        }
+    }
+}
+
+fn icontains(hay: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if hay.len() < needle.len() {
+        return false;
+    }
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Evaluates `node` for `ev`.
+pub fn eval(node: &Node, ev: &Event, s: &mut EvalScratch) -> bool {
+    match node {
+        Node::And(v) => v.iter().all(|n| eval(n, ev, s)),
+        Node::Or(v) => v.iter().any(|n| eval(n, ev, s)),
+        Node::Not(n) => !eval(n, ev, s),
+        Node::Const(b) => *b,
+        Node::Check(c) => eval_check(c, ev, s),
+    }
+}
+
+fn eval_check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
+    let field = &c.lhs.field;
+    if field.needs_scratch() {
+        s.fields.prepare(field, ev);
+    }
+    if let Test::Field(_, rhs) = &c.test
+        && rhs.field.needs_scratch()
+    {
+        s.fields.prepare(&rhs.field, ev);
+    }
+    let EvalScratch { fields, tmp } = s;
+    let [t0, t1] = tmp;
+    let mut i = 0;
+    loop {
+        let Some(raw) = field.value_at(ev, fields, i) else {
+            return false;
+        };
+        let v = if c.lhs.transforms.is_empty() {
+            raw
+        } else {
+            transform(raw, &c.lhs.transforms, t0)
+        };
+        if test_value(&c.test, v, ev, fields, t1) {
+            return true;
+        }
+        if !field.is_multi() {
+            return false;
+        }
+        i += 1;
+    }
+}
+
+fn test_value(test: &Test, v: Value<'_>, ev: &Event, fields: &Scratch, t1: &mut String) -> bool {
+    match test {
+        Test::Exists => true,
+        Test::StrEq(n, ne) => match v {
+            Value::Str(s) => (s == &**n) != *ne,
+            other => (as_text(other, t1) == &**n) != *ne,
+        },
+        Test::StrOrd(o, n) => o.cmp(as_text(v, t1), &**n),
+        Test::Contains(f) => f.find(as_text(v, t1).as_bytes()).is_some(),
+        Test::IContains(n) => icontains(as_text(v, t1).as_bytes(), n),
+        Test::StartsWith(n) => as_text(v, t1).starts_with(&**n),
+        Test::EndsWith(n) => as_text(v, t1).ends_with(&**n),
+        Test::BContains(f) => f.find(as_text(v, t1).as_bytes()).is_some(),
+        Test::BStartsWith(n) => as_text(v, t1).as_bytes().starts_with(n),
+        Test::Glob(g) => g.matches(as_text(v, t1)),
+        Test::Regex(r) => r.is_match(as_text(v, t1)),
+        Test::StrIn(set) => set.contains(as_text(v, t1)),
+        Test::Pmatch(set) => set.matches(as_text(v, t1)),
+        Test::Int(o, n) => match v {
+            Value::Int(i) => o.cmp(i, *n),
+            Value::Bool(b) => o.cmp(i64::from(b), *n),
+            Value::Str(s) => s.trim().parse::<i64>().is_ok_and(|i| o.cmp(i, *n)),
+            Value::Ip(_) => false,
+        },
+        Test::IntIn(set) => match v {
+            Value::Int(i) => set.contains(&i),
+            Value::Str(s) => s.trim().parse::<i64>().is_ok_and(|i| set.contains(&i)),
+            _ => false,
+        },
+        Test::Bool(b, ne) => match v {
+            Value::Bool(x) => (x == *b) != *ne,
+            Value::Int(i) => ((i != 0) == *b) != *ne,
+            Value::Str(s) => ((s == "true") == *b) != *ne,
+            Value::Ip(_) => false,
+        },
+        Test::Ip(ip, ne) => match v {
+            Value::Ip(x) => (x == *ip) != *ne,
+            Value::Str(s) => s.parse::<IpAddr>().is_ok_and(|x| (x == *ip) != *ne),
+            _ => false,
+        },
+        Test::Nets(nets, ne) => match v {
+            Value::Ip(x) => nets.iter().any(|n| n.contains(x)) != *ne,
+            Value::Str(s) => s
+                .parse::<IpAddr>()
+                .is_ok_and(|x| nets.iter().any(|n| n.contains(x)) != *ne),
+            _ => false,
+        },
+        Test::Field(op, rhs) => {
+            let Some(rv) = rhs.field.value(ev, fields) else {
+                return false;
+            };
+            let mut buf = String::new();
+            let rv = if rhs.transforms.is_empty() {
+                rv
+            } else {
+                transform(rv, &rhs.transforms, &mut buf)
+            };
+            compare_values(*op, v, rv, t1)
+        }
+    }
+}
+
+fn compare_values(op: crate::parser::Op, a: Value<'_>, b: Value<'_>, t1: &mut String) -> bool {
+    use crate::parser::Op;
+    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+        return match op {
+            Op::Eq | Op::In | Op::Intersects => x == y,
+            Op::Ne => x != y,
+            Op::Lt => x < y,
+            Op::Le => x <= y,
+            Op::Gt => x > y,
+            Op::Ge => x >= y,
+            _ => false,
+        };
+    }
+    let mut b_buf = String::new();
+    let bs = as_text(b, &mut b_buf);
+    let as_ = as_text(a, t1);
+    match op {
+        Op::Eq | Op::In | Op::Intersects => as_ == bs,
+        Op::Ne => as_ != bs,
+        Op::Lt => as_ < bs,
+        Op::Le => as_ <= bs,
+        Op::Gt => as_ > bs,
+        Op::Ge => as_ >= bs,
+        Op::Contains | Op::BContains => as_.contains(bs),
+        Op::IContains => icontains(as_.as_bytes(), bs.to_ascii_lowercase().as_bytes()),
+        Op::StartsWith | Op::BStartsWith => as_.starts_with(bs),
+        Op::EndsWith => as_.ends_with(bs),
+        Op::Glob => Glob::new(bs, false).matches(as_),
+        Op::IGlob => Glob::new(bs, true).matches(as_),
+        Op::Pmatch => PathSet::new(vec![bs.to_string()]).matches(as_),
+        Op::Regex | Op::Exists => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        let g = |p: &str, s: &str| Glob::new(p, false).matches(s);
+        assert!(g("/etc/*", "/etc/shadow"));
+        assert!(g("*.sh", "/a/b/x.sh"));
+        assert!(!g("*.sh", "/a/b/x.shx"));
+        assert!(g("a?c", "abc"));
+        assert!(g("[ab]x", "bx"));
+        assert!(!g("[!ab]x", "bx"));
+        assert!(g("x[0-9]", "x7"));
+        assert!(g("*", ""));
+        assert!(!g("a", ""));
+        assert!(Glob::new("*SHADOW", true).matches("/etc/shadow"));
+    }
+
+    #[test]
+    fn pmatch() {
+        let p = PathSet::new(vec!["/usr/bin".into(), "/etc/".into()]);
+        assert!(p.matches("/usr/bin"));
+        assert!(p.matches("/usr/bin/ls"));
+        assert!(!p.matches("/usr/binx"));
+        assert!(p.matches("/etc/passwd"));
+        assert!(!p.matches("/var/etc"));
+    }
+
+    #[test]
+    fn cidr() {
+        let n = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(n.contains("10.2.3.4".parse().unwrap()));
+        assert!(!n.contains("11.2.3.4".parse().unwrap()));
+        assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(Cidr::parse("1.2.3.4/33").is_none());
+    }
+
+    #[test]
+    fn b64() {
+        let mut s = String::new();
+        b64_decode("aGVsbG8=", &mut s);
+        assert_eq!(s, "hello");
+    }
+}

@@ -1,0 +1,1 @@
+//! Rule test suites (`vigil rules test`).
