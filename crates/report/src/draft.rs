@@ -250,7 +250,7 @@ pub(crate) fn outcome_summary(actions: &[&Action]) -> String {
 fn actor_phrase(actor: &str) -> String {
     match actor.strip_prefix("policy:") {
         Some(p) => format!("response policy {p}"),
-        None => actor.to_string(),
+        None => format!("responder {actor}"),
     }
 }
 
