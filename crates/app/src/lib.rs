@@ -1,1 +1,509 @@
-//! vigil-app (being built).
+//! Vigil's wiring: the [`Config`], and the [`App`] that owns the store and the alert pipeline
+//! (intake → durable store → correlation into incidents → subscribers such as the response
+//! engine), the resolve-timeout sweeper, and the HTTP server.
+//!
+//! Every incident mutation — correlation, lifecycle steps, notes, narrative edits, timeline
+//! entries from the response engine — goes through one lock ([`App`]'s core), so the API, the
+//! pipeline and response never race.
+
+pub mod config;
+mod core;
+mod glue;
+mod pipeline;
+
+pub use config::{
+    Config, ConfigError, DetectionConfig, ResponseConfig, SensorBackend, SensorConfig,
+    SensorEnabled,
+};
+pub use pipeline::IncidentUpdate;
+
+use model::{
+    Action, Alert, Fingerprint, Incident, IncidentStatus, Store, StoreError, StoredAlert, Time,
+    TimelineEntry,
+};
+use server::{Backend, BackendError, NarrativeEdit, ServerConfig, ServerInfo};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use tokio::sync::broadcast;
+
+/// An application failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such incident / action.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is wrong (`field` names the place).
+    #[error("{message}")]
+    Invalid {
+        /// The field at fault.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The request conflicts with the incident's state (e.g. an illegal lifecycle step).
+    #[error("{0}")]
+    Conflict(String),
+    /// A part of Vigil that is needed is not running.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Filesystem or network I/O failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Vigil is shutting down.
+    #[error("Vigil is shutting down")]
+    ShuttingDown,
+}
+
+impl From<AppError> for BackendError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound(m) => BackendError::NotFound(m),
+            AppError::Store(StoreError::NotFound { what, id }) => {
+                BackendError::NotFound(format!("{what} {id} not found"))
+            }
+            AppError::Invalid { field, message } => BackendError::Invalid { field, message },
+            AppError::Conflict(m) => BackendError::Conflict(m),
+            AppError::Unavailable(m) => BackendError::Unavailable(m),
+            AppError::ShuttingDown => BackendError::Unavailable(e.to_string()),
+            other => BackendError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A failure reported by the response engine.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    /// No such incident or action.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is wrong (unknown kind, bad target, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// The action is not waiting for a decision, or a guardrail refuses it.
+    #[error("{0}")]
+    Conflict(String),
+    /// Anything else.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<ResponseError> for AppError {
+    fn from(e: ResponseError) -> Self {
+        match e {
+            ResponseError::NotFound(m) => AppError::NotFound(m),
+            ResponseError::Invalid(m) => AppError::Invalid {
+                field: None,
+                message: m,
+            },
+            ResponseError::Conflict(m) => AppError::Conflict(m),
+            ResponseError::Failed(m) => AppError::Unavailable(m),
+        }
+    }
+}
+
+/// What the API needs from the response engine. The response engine registers one with
+/// [`App::set_response_handle`]; without one, these API calls answer 503.
+#[async_trait::async_trait]
+pub trait ResponseHandle: Send + Sync + 'static {
+    /// Requests an action of `kind` on `target` for an incident (guardrails and approval apply).
+    async fn request(
+        &self,
+        incident_id: i64,
+        kind: &str,
+        target: &str,
+        params: serde_json::Value,
+        actor: &str,
+    ) -> Result<Action, ResponseError>;
+    /// Approves an action awaiting approval.
+    async fn approve(&self, action_id: i64, by: &str) -> Result<Action, ResponseError>;
+    /// Denies an action awaiting approval.
+    async fn deny(&self, action_id: i64, by: &str) -> Result<Action, ResponseError>;
+}
+
+/// How the API token came about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenOrigin {
+    /// No token: loopback only, mutating requests need none.
+    None,
+    /// From the configuration.
+    Configured,
+    /// Generated now and saved to the file; print it once.
+    Generated(PathBuf),
+    /// Generated by an earlier run and read from the file.
+    Saved(PathBuf),
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) pipeline: pipeline::Pipeline,
+    pub(crate) core: tokio::sync::Mutex<core::Core>,
+    pub(crate) updates: broadcast::Sender<IncidentUpdate>,
+    pub(crate) response: RwLock<Option<Arc<dyn ResponseHandle>>>,
+    pub(crate) started_at: Time,
+    pub(crate) token: Option<String>,
+    pub(crate) token_origin: TokenOrigin,
+    pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// The running Vigil: store, pipeline, incidents. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+fn random_token() -> Result<String, std::io::Error> {
+    use std::io::Read;
+    let mut buf = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Decides the API token: the configured one; else, when listening on a non-loopback address,
+/// one generated once and kept in `<data_dir>/api-token` (mode 0600).
+fn resolve_token(config: &Config) -> Result<(Option<String>, TokenOrigin), AppError> {
+    if let Some(t) = &config.api_token {
+        return Ok((Some(t.trim().to_string()), TokenOrigin::Configured));
+    }
+    if is_loopback(&config.listen) {
+        return Ok((None, TokenOrigin::None));
+    }
+    let path = config.data_dir.join("api-token");
+    if let Ok(t) = std::fs::read_to_string(&path)
+        && t.trim().len() >= 8
+    {
+        return Ok((Some(t.trim().to_string()), TokenOrigin::Saved(path)));
+    }
+    let io = |context: String| move |source| AppError::Io { context, source };
+    let token = random_token().map_err(io("generating an API token".into()))?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(format!("writing {}", path.display())))?;
+        writeln!(f, "{token}").map_err(io(format!("writing {}", path.display())))?;
+    }
+    Ok((Some(token), TokenOrigin::Generated(path)))
+}
+
+impl App {
+    /// Opens the store, loads state, re-correlates alerts a crash left without an incident, and
+    /// starts the pipeline tasks (durable writer, correlator, resolve-timeout sweeper).
+    pub async fn start(config: Config) -> Result<App, AppError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::Io {
+            context: format!("creating data dir {}", config.data_dir.display()),
+            source,
+        })?;
+        let (token, token_origin) = resolve_token(&config)?;
+        let store = store::open(&config.store_url()).await?;
+        let all = store.list_alerts(&model::AlertQuery::default()).await?;
+        let core = core::Core::load(&store, &config, &all).await?;
+        let (updates, _) = broadcast::channel(1024);
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let (pipeline, rx) = pipeline::Pipeline::new(all);
+        let inner = Arc::new(Inner {
+            config,
+            store,
+            pipeline,
+            core: tokio::sync::Mutex::new(core),
+            updates,
+            response: RwLock::new(None),
+            started_at: chrono::Utc::now(),
+            token,
+            token_origin,
+            shutdown,
+        });
+        let app = App { inner };
+        pipeline::spawn_tasks(&app.inner, rx);
+        Ok(app)
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.inner.store.clone()
+    }
+
+    /// The API token mutating requests need, if any.
+    pub fn api_token(&self) -> Option<&str> {
+        self.inner.token.as_deref()
+    }
+
+    /// Where the API token came from.
+    pub fn token_origin(&self) -> &TokenOrigin {
+        &self.inner.token_origin
+    }
+
+    /// Takes alerts in: merges each with the stored alert of the same fingerprint
+    /// (Alertmanager's merge), applies `resolve_timeout` to alerts without `endsAt`, makes them
+    /// durable, and only then returns; correlation into incidents follows asynchronously.
+    /// Returns the stored alerts.
+    pub async fn ingest(&self, alerts: Vec<Alert>) -> Result<Vec<StoredAlert>, AppError> {
+        pipeline::ingest(&self.inner, alerts).await
+    }
+
+    /// Subscribes to incident updates, published after each alert is correlated.
+    pub fn subscribe(&self) -> broadcast::Receiver<IncidentUpdate> {
+        self.inner.updates.subscribe()
+    }
+
+    /// Registers the response engine for the API's action endpoints.
+    pub fn set_response_handle(&self, handle: Arc<dyn ResponseHandle>) {
+        if let Ok(mut g) = self.inner.response.write() {
+            *g = Some(handle);
+        }
+    }
+
+    fn response_handle(&self) -> Result<Arc<dyn ResponseHandle>, AppError> {
+        self.inner
+            .response
+            .read()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or_else(|| {
+                AppError::Unavailable(
+                    "the response engine is not running in this Vigil, so actions cannot be requested, approved or denied"
+                        .into(),
+                )
+            })
+    }
+
+    /// Moves an incident to another lifecycle status.
+    pub async fn transition(
+        &self,
+        incident_id: i64,
+        to: IncidentStatus,
+        actor: &str,
+    ) -> Result<Incident, AppError> {
+        core::transition(&self.inner, incident_id, to, actor).await
+    }
+
+    /// Makes someone the incident commander.
+    pub async fn assign_commander(
+        &self,
+        incident_id: i64,
+        commander: &str,
+        actor: &str,
+    ) -> Result<Incident, AppError> {
+        core::assign_commander(&self.inner, incident_id, commander, actor).await
+    }
+
+    /// Adds a note to an incident's timeline.
+    pub async fn add_note(
+        &self,
+        incident_id: i64,
+        text: &str,
+        actor: &str,
+    ) -> Result<TimelineEntry, AppError> {
+        core::add_note(&self.inner, incident_id, text, actor).await
+    }
+
+    /// Edits narrative fields and/or the action plan.
+    pub async fn edit_narrative(
+        &self,
+        incident_id: i64,
+        edit: NarrativeEdit,
+        actor: &str,
+    ) -> Result<Incident, AppError> {
+        core::edit_narrative(&self.inner, incident_id, edit, actor).await
+    }
+
+    /// Appends timeline entries (e.g. from the response engine), serialized with every other
+    /// incident mutation. Returns them stored.
+    pub async fn append_timeline(
+        &self,
+        entries: Vec<TimelineEntry>,
+    ) -> Result<Vec<TimelineEntry>, AppError> {
+        let _g = self.inner.core.lock().await;
+        Ok(self.inner.store.append_timeline(&entries).await?)
+    }
+
+    /// Runs `f` on an incident under the incident lock and stores the result (for changes the
+    /// dedicated methods do not cover, e.g. marking a drill). Returns the stored incident.
+    pub async fn update_incident(
+        &self,
+        incident_id: i64,
+        f: impl FnOnce(&mut Incident) + Send,
+    ) -> Result<Incident, AppError> {
+        core::update_with(&self.inner, incident_id, f).await
+    }
+
+    /// Correlates stored alerts that have no incident yet (done at start; useful after a bulk
+    /// import). Returns how many were queued.
+    pub async fn correlate_unassigned(&self) -> Result<usize, AppError> {
+        pipeline::queue_unassigned(&self.inner).await
+    }
+
+    /// Waits until every alert received so far has been correlated (for tests and drills).
+    pub async fn settle(&self) {
+        pipeline::settle(&self.inner).await
+    }
+
+    /// The server's backend (the seam `server` talks through).
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        Arc::new(AppBackend(self.clone()))
+    }
+
+    /// Serves the HTTP API on `listener` until `shutdown` completes.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let router = server::router(
+            self.backend(),
+            ServerConfig {
+                api_token: self.inner.token.clone(),
+                body_limit: self.inner.config.max_body_bytes,
+            },
+        );
+        server::serve(listener, router, shutdown)
+            .await
+            .map_err(|source| AppError::Io {
+                context: "serving HTTP".into(),
+                source,
+            })
+    }
+
+    /// Stops the background tasks after draining what was received (call after the server
+    /// stopped accepting requests).
+    pub async fn shutdown(&self) {
+        self.settle().await;
+        let _ = self.inner.shutdown.send(true);
+    }
+
+    /// The stored alert of a fingerprint, from memory.
+    pub fn alert(&self, fingerprint: Fingerprint) -> Option<StoredAlert> {
+        self.inner.pipeline.cached(fingerprint)
+    }
+}
+
+struct AppBackend(App);
+
+#[async_trait::async_trait]
+impl Backend for AppBackend {
+    fn store(&self) -> Arc<dyn Store> {
+        self.0.store()
+    }
+
+    fn info(&self) -> ServerInfo {
+        ServerInfo {
+            config_original: self.0.config().to_yaml(),
+            started_at: self.0.inner.started_at,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    async fn ready(&self) -> Result<(), BackendError> {
+        if *self.0.inner.shutdown.borrow() {
+            return Err(BackendError::Unavailable("shutting down".into()));
+        }
+        self.0
+            .store()
+            .list_incidents(&model::IncidentQuery {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| BackendError::Unavailable(format!("store: {e}")))
+    }
+
+    async fn ingest(&self, alerts: Vec<Alert>) -> Result<(), BackendError> {
+        self.0.ingest(alerts).await.map(|_| ()).map_err(Into::into)
+    }
+
+    async fn transition(
+        &self,
+        incident_id: i64,
+        to: IncidentStatus,
+        actor: &str,
+    ) -> Result<Incident, BackendError> {
+        Ok(self.0.transition(incident_id, to, actor).await?)
+    }
+
+    async fn assign_commander(
+        &self,
+        incident_id: i64,
+        commander: &str,
+        actor: &str,
+    ) -> Result<Incident, BackendError> {
+        Ok(self
+            .0
+            .assign_commander(incident_id, commander, actor)
+            .await?)
+    }
+
+    async fn add_note(
+        &self,
+        incident_id: i64,
+        text: &str,
+        actor: &str,
+    ) -> Result<TimelineEntry, BackendError> {
+        Ok(self.0.add_note(incident_id, text, actor).await?)
+    }
+
+    async fn edit_narrative(
+        &self,
+        incident_id: i64,
+        edit: NarrativeEdit,
+        actor: &str,
+    ) -> Result<Incident, BackendError> {
+        Ok(self.0.edit_narrative(incident_id, edit, actor).await?)
+    }
+
+    async fn request_action(
+        &self,
+        incident_id: i64,
+        kind: &str,
+        target: &str,
+        params: serde_json::Value,
+        actor: &str,
+    ) -> Result<Action, BackendError> {
+        let h = self.0.response_handle()?;
+        if self.0.store().get_incident(incident_id).await?.is_none() {
+            return Err(BackendError::NotFound(format!(
+                "incident {incident_id} not found"
+            )));
+        }
+        Ok(h.request(incident_id, kind, target, params, actor)
+            .await
+            .map_err(AppError::from)?)
+    }
+
+    async fn approve_action(&self, action_id: i64, by: &str) -> Result<Action, BackendError> {
+        let h = self.0.response_handle()?;
+        Ok(h.approve(action_id, by).await.map_err(AppError::from)?)
+    }
+
+    async fn deny_action(&self, action_id: i64, by: &str) -> Result<Action, BackendError> {
+        let h = self.0.response_handle()?;
+        Ok(h.deny(action_id, by).await.map_err(AppError::from)?)
+    }
+}

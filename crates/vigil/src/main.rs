@@ -1,6 +1,7 @@
 //! The `vigil` command: runs the server (`vigil up`) and talks to it, and offers the offline tools
 //! (rules, sensor, reports).
 
+mod client;
 mod cmd;
 
 use clap::{Parser, Subcommand};
