@@ -140,7 +140,14 @@ impl Report {
                 time_utc(inc.started_at),
                 text::time_after(end, inc.started_at)
             ),
-            None => format!("{} – ongoing", time_utc(inc.started_at)),
+            None => match inc.contained_at {
+                Some(c) => format!(
+                    "{} – ongoing (contained at {})",
+                    time_utc(inc.started_at),
+                    text::time_after(c, inc.started_at)
+                ),
+                None => format!("{} – ongoing", time_utc(inc.started_at)),
+            },
         };
         let title_block = TitleBlock {
             id: inc.display_id(),

@@ -275,47 +275,51 @@ impl Doc {
         }
     }
 
-    /// Paragraphs separated by blank lines; `- ` lines are bullets; other single newlines are
-    /// soft breaks (as in Markdown).
+    /// Markdown prose (as people write it, and as drafts are written): paragraphs, headings,
+    /// bullet and numbered lists, code blocks; inline markup is shown as plain text.
     fn prose(&mut self, text: &str) {
-        for para in text.split("\n\n") {
-            let para = para.trim_matches('\n');
-            if para.trim().is_empty() {
-                continue;
+        let mut after_item = false;
+        for block in prose_blocks(text) {
+            if after_item && !matches!(block, Block::Item { .. }) {
+                self.y -= 5.0;
             }
-            let lines: Vec<&str> = para.lines().collect();
-            let bullets = lines.iter().all(|l| {
-                let t = l.trim_start();
-                t.starts_with("- ") || t.starts_with("* ")
-            });
-            if bullets {
-                for l in lines {
-                    let item = l.trim_start()[2..].trim();
-                    let wrapped = wrap(Font::Regular, 10.0, item, CW - 14.0);
+            after_item = matches!(block, Block::Item { .. });
+            match block {
+                Block::Para(t) => self.lines(&t, Font::Regular, 10.0, 13.5, ML, CW, INK),
+                Block::Heading(t) => {
+                    self.need(30.0);
+                    self.y -= 3.0;
+                    self.lines(&t, Font::Bold, 10.5, 14.0, ML, CW, INK);
+                }
+                Block::Code(t) => self.lines(&t, Font::Mono, 8.5, 11.0, ML + 8.0, CW - 8.0, INK),
+                Block::Item {
+                    depth,
+                    marker,
+                    text,
+                } => {
+                    let indent = ML + depth as f64 * 14.0;
+                    let wrapped = wrap(Font::Regular, 10.0, &text, ML + CW - indent - 14.0);
                     for (i, w) in wrapped.iter().enumerate() {
                         self.need(13.5);
                         self.y -= 13.5;
                         if i == 0 {
-                            self.text(ML + 3.0, self.y + 3.5, Font::Regular, 10.0, INK, "•");
+                            self.text(
+                                indent + 3.0,
+                                self.y + 3.5,
+                                Font::Regular,
+                                10.0,
+                                INK,
+                                &marker,
+                            );
                         }
-                        self.text(ML + 14.0, self.y + 3.5, Font::Regular, 10.0, INK, w);
+                        self.text(indent + 14.0, self.y + 3.5, Font::Regular, 10.0, INK, w);
                     }
+                    continue;
                 }
-            } else {
-                let joined = lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
-                let heading = joined.starts_with('#');
-                let (font, body) = if heading {
-                    (
-                        Font::Bold,
-                        joined.trim_start_matches('#').trim().to_string(),
-                    )
-                } else {
-                    (Font::Regular, joined)
-                };
-                self.lines(&body, font, 10.0, 13.5, ML, CW, INK);
             }
             self.y -= 5.0;
         }
+        self.y -= 3.0;
     }
 
     fn chart(&mut self, c: &Chart) {
@@ -592,6 +596,110 @@ impl Doc {
     }
 }
 
+/// A block of prose for the PDF.
+#[derive(Debug, PartialEq)]
+enum Block {
+    Para(String),
+    Heading(String),
+    Code(String),
+    Item {
+        depth: usize,
+        marker: String,
+        text: String,
+    },
+}
+
+/// Splits Markdown into blocks of plain text.
+fn prose_blocks(text: &str) -> Vec<Block> {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut out = Vec::new();
+    let mut buf = String::new();
+    // Open lists: the next number of an ordered list, None for bullets.
+    let mut lists: Vec<Option<u64>> = Vec::new();
+    // The item being written: (depth, marker).
+    let mut item: Option<(usize, String)> = None;
+    let flush = |buf: &mut String, item: &mut Option<(usize, String)>, out: &mut Vec<Block>| {
+        let t = buf.trim().to_string();
+        buf.clear();
+        if let Some((depth, marker)) = item.take() {
+            out.push(Block::Item {
+                depth,
+                marker,
+                text: t,
+            });
+        } else if !t.is_empty() {
+            out.push(Block::Para(t));
+        }
+    };
+    let opts =
+        pulldown_cmark::Options::ENABLE_TABLES | pulldown_cmark::Options::ENABLE_STRIKETHROUGH;
+    for ev in Parser::new_ext(text, opts) {
+        match ev {
+            Event::Text(t) | Event::Code(t) | Event::Html(t) | Event::InlineHtml(t) => {
+                buf.push_str(&t)
+            }
+            Event::SoftBreak => buf.push(' '),
+            Event::HardBreak => buf.push('\n'),
+            Event::Start(Tag::List(start)) => {
+                if item.is_some() {
+                    flush(&mut buf, &mut item, &mut out);
+                }
+                lists.push(start);
+            }
+            Event::End(TagEnd::List(_)) => {
+                lists.pop();
+            }
+            Event::Start(Tag::Item) => {
+                if item.is_some() || !buf.trim().is_empty() {
+                    flush(&mut buf, &mut item, &mut out);
+                }
+                let depth = lists.len().saturating_sub(1);
+                let marker = match lists.last_mut() {
+                    Some(Some(n)) => {
+                        let m = format!("{n}.");
+                        *n += 1;
+                        m
+                    }
+                    _ => "•".to_string(),
+                };
+                item = Some((depth, marker));
+            }
+            Event::End(TagEnd::Item) => {
+                if item.is_some() {
+                    flush(&mut buf, &mut item, &mut out);
+                }
+            }
+            Event::End(TagEnd::Paragraph) => {
+                if item.is_some() {
+                    buf.push(' ');
+                } else {
+                    flush(&mut buf, &mut item, &mut out);
+                }
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                let t = buf.trim().to_string();
+                buf.clear();
+                out.push(Block::Heading(t));
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                let t = buf.trim_end().to_string();
+                buf.clear();
+                out.push(Block::Code(t));
+            }
+            Event::End(TagEnd::TableCell) => buf.push_str(" | "),
+            Event::End(TagEnd::TableHead) | Event::End(TagEnd::TableRow) => {
+                let t = buf.trim().trim_end_matches('|').trim().to_string();
+                buf.clear();
+                out.push(Block::Para(t));
+            }
+            Event::TaskListMarker(done) => buf.push_str(if done { "[x] " } else { "[ ] " }),
+            _ => {}
+        }
+    }
+    flush(&mut buf, &mut item, &mut out);
+    out
+}
+
 /// Column widths that fill `total`: natural widths when they fit, else each column gets at
 /// least its longest word (capped) and the rest is shared by how much more each would like.
 fn column_widths(t: &Table, fonts: &[(Font, f64)], total: f64, pad: f64) -> Vec<f64> {
@@ -663,6 +771,36 @@ mod tests {
         assert!(
             lines.len() == 4 && lines.iter().all(|l| l.len() == 10),
             "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn prose_blocks_from_markdown() {
+        let b = prose_blocks(
+            "First **bold** line\nsame para.\n\n- one\n- two `x`\n  1. sub\n\n## Head\n\n```\ncode\n```",
+        );
+        assert_eq!(
+            b,
+            vec![
+                Block::Para("First bold line same para.".into()),
+                Block::Item {
+                    depth: 0,
+                    marker: "•".into(),
+                    text: "one".into()
+                },
+                Block::Item {
+                    depth: 0,
+                    marker: "•".into(),
+                    text: "two x".into()
+                },
+                Block::Item {
+                    depth: 1,
+                    marker: "1.".into(),
+                    text: "sub".into()
+                },
+                Block::Heading("Head".into()),
+                Block::Code("code".into()),
+            ]
         );
     }
 
