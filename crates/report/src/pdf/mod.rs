@@ -664,10 +664,8 @@ fn prose_blocks(text: &str) -> Vec<Block> {
                 };
                 item = Some((depth, marker));
             }
-            Event::End(TagEnd::Item) => {
-                if item.is_some() {
-                    flush(&mut buf, &mut item, &mut out);
-                }
+            Event::End(TagEnd::Item) if item.is_some() => {
+                flush(&mut buf, &mut item, &mut out);
             }
             Event::End(TagEnd::Paragraph) => {
                 if item.is_some() {
