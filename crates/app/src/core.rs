@@ -1,6 +1,5 @@
 //! The core: every incident mutation happens here, under one lock (`Inner::core`).
 
-use crate::glue::{self, Decision};
 use crate::pipeline::IncidentUpdate;
 use crate::{AppError, Inner};
 use chrono::Utc;
@@ -15,6 +14,7 @@ use std::sync::Arc;
 pub(crate) struct Core {
     /// Incidents that alerts may still join (open, acknowledged, contained).
     active: HashMap<i64, Incident>,
+    correlator: incident::Correlator,
     /// Alerts whose resolution is already on their incident's timeline.
     resolved_noted: HashSet<Fingerprint>,
 }
@@ -22,7 +22,7 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) async fn load(
         store: &Arc<dyn Store>,
-        _config: &crate::Config,
+        config: &crate::Config,
         alerts: &[StoredAlert],
     ) -> Result<Core, AppError> {
         let active_list = store
@@ -68,8 +68,13 @@ impl Core {
                 resolved_noted.insert(a.fingerprint);
             }
         }
+        let correlator = incident::Correlator::new(incident::CorrelationConfig {
+            window: config.correlation_window,
+            ..Default::default()
+        });
         Ok(Core {
             active,
+            correlator,
             resolved_noted,
         })
     }
@@ -84,45 +89,20 @@ impl Core {
         if alert.alert.state_at(now) == AlertState::Firing {
             self.resolved_noted.remove(&alert.fingerprint);
         }
-        if let Some(id) = alert.incident_id
-            && self.active.contains_key(&id)
-        {
-            // Already in an active incident (e.g. a re-fired alert): nothing to decide.
-            return Ok(None);
-        }
         let store = &inner.store;
-        let window = chrono::Duration::from_std(inner.config.correlation_window)
-            .unwrap_or(chrono::Duration::minutes(30));
-        let candidates: Vec<&Incident> = self.active.values().collect();
-        let decision = glue::decide(&candidates, &alert, window, now);
-        let (incident, opened) = match decision {
-            Decision::Attach {
-                incident_id,
-                reason,
-            } => {
-                let mut inc = self
-                    .active
-                    .get(&incident_id)
-                    .cloned()
-                    .ok_or_else(|| AppError::NotFound(format!("incident {incident_id}")))?;
-                let mut entries = Vec::new();
-                if !inc.alerts.contains(&alert.fingerprint) {
-                    entries = glue::attach(&mut inc, &alert, &reason, now);
-                    store.update_incident(&inc).await?;
-                }
-                store.append_timeline(&entries).await?;
-                (inc, false)
-            }
-            Decision::Open { reason } => {
-                let (inc, mut entries) = glue::open(&alert, &reason, now);
-                let inc = store.create_incident(&inc).await?;
-                for e in &mut entries {
-                    e.incident_id = inc.id;
-                }
-                store.append_timeline(&entries).await?;
-                (inc, true)
-            }
+        let mut active: Vec<Incident> = self.active.values().cloned().collect();
+        active.sort_by_key(|i| i.id);
+        let mut c = self.correlator.correlate(&alert, &active, now);
+        let opened = c.is_new;
+        let incident = if c.is_new {
+            let stored = store.create_incident(&c.incident).await?;
+            incident::assign_incident_id(&mut c.entries, stored.id);
+            stored
+        } else {
+            store.update_incident(&c.incident).await?;
+            c.incident
         };
+        store.append_timeline(&c.entries).await?;
         store
             .set_alert_incident(alert.fingerprint, incident.id)
             .await?;
@@ -143,43 +123,30 @@ impl Core {
         inner: &Arc<Inner>,
         resolved: Vec<StoredAlert>,
     ) -> Result<(), AppError> {
+        let now = Utc::now();
         let mut entries = Vec::new();
-        let mut fps = Vec::new();
+        let mut touched: Vec<i64> = Vec::new();
         for a in resolved {
             if self.resolved_noted.contains(&a.fingerprint) {
                 continue;
             }
-            let Some(id) = a.incident_id.filter(|id| self.active.contains_key(id)) else {
-                self.resolved_noted.insert(a.fingerprint);
+            self.resolved_noted.insert(a.fingerprint);
+            let Some(inc) = a.incident_id.and_then(|id| self.active.get_mut(&id)) else {
                 continue;
             };
-            let ends = a.alert.ends_at.unwrap_or_else(Utc::now);
-            let how = if a.alert.timeout {
-                "was not re-sent within resolve_timeout"
-            } else {
-                "ended (endsAt)"
-            };
-            entries.push(
-                TimelineEntry::new(
-                    id,
-                    ends,
-                    TimelineKind::AlertResolved,
-                    "vigil",
-                    format!("Alert {} resolved: it {how}", a.alert.name()),
-                )
-                .with_data(serde_json::json!({
-                    "fingerprint": a.fingerprint.to_string(),
-                    "labels": a.alert.labels,
-                    "ends_at": ends,
-                    "timeout": a.alert.timeout,
-                })),
-            );
-            fps.push(a.fingerprint);
+            entries.push(incident::alert_resolved(inc, &a, now));
+            if !touched.contains(&inc.id) {
+                touched.push(inc.id);
+            }
+        }
+        for id in touched {
+            if let Some(inc) = self.active.get(&id) {
+                inner.store.update_incident(inc).await?;
+            }
         }
         if !entries.is_empty() {
             inner.store.append_timeline(&entries).await?;
         }
-        self.resolved_noted.extend(fps);
         Ok(())
     }
 
@@ -221,8 +188,8 @@ pub(crate) async fn transition(
 ) -> Result<Incident, AppError> {
     let mut core = inner.core.lock().await;
     let mut inc = core.load_incident(inner, id).await?;
-    let entries = glue::transition(&mut inc, to, actor, Utc::now()).map_err(AppError::Conflict)?;
-    core.save(inner, inc, entries).await
+    let entry = incident::transition(&mut inc, to, actor, Utc::now()).map_err(lifecycle_error)?;
+    core.save(inner, inc, vec![entry]).await
 }
 
 pub(crate) async fn assign_commander(
@@ -233,8 +200,9 @@ pub(crate) async fn assign_commander(
 ) -> Result<Incident, AppError> {
     let mut core = inner.core.lock().await;
     let mut inc = core.load_incident(inner, id).await?;
-    let entries = glue::assign_commander(&mut inc, commander, actor, Utc::now());
-    core.save(inner, inc, entries).await
+    let entry = incident::assign_commander(&mut inc, commander, actor, Utc::now())
+        .map_err(lifecycle_error)?;
+    core.save(inner, inc, vec![entry]).await
 }
 
 pub(crate) async fn add_note(
@@ -243,10 +211,14 @@ pub(crate) async fn add_note(
     text: &str,
     actor: &str,
 ) -> Result<TimelineEntry, AppError> {
-    let core = inner.core.lock().await;
-    let inc = core.load_incident(inner, id).await?;
-    let entry = glue::add_note(&inc, text, actor, Utc::now());
+    let mut core = inner.core.lock().await;
+    let mut inc = core.load_incident(inner, id).await?;
+    let entry = incident::add_note(&mut inc, actor, text, Utc::now()).map_err(lifecycle_error)?;
+    inner.store.update_incident(&inc).await?;
     let mut stored = inner.store.append_timeline(&[entry]).await?;
+    if inc.status.is_active() {
+        core.active.insert(inc.id, inc);
+    }
     stored
         .pop()
         .ok_or_else(|| AppError::Unavailable("store returned no timeline entry".into()))
@@ -260,13 +232,21 @@ pub(crate) async fn edit_narrative(
 ) -> Result<Incident, AppError> {
     let mut core = inner.core.lock().await;
     let mut inc = core.load_incident(inner, id).await?;
-    let entries =
-        glue::edit_narrative(&mut inc, &edit, actor, Utc::now()).map_err(|(field, message)| {
+    let now = Utc::now();
+    let mut entries = Vec::new();
+    for (field, value) in edit.fields {
+        let e = incident::edit_narrative(&mut inc, &field, value, actor, now).map_err(|e| {
             AppError::Invalid {
-                field: Some(field),
-                message,
+                field: Some(field.clone()),
+                message: e.to_string(),
             }
         })?;
+        entries.push(e);
+    }
+    if let Some(plan) = edit.action_plan {
+        entries
+            .push(incident::edit_action_plan(&mut inc, plan, actor, now).map_err(lifecycle_error)?);
+    }
     core.save(inner, inc, entries).await
 }
 
@@ -280,4 +260,19 @@ pub(crate) async fn update_with(
     f(&mut inc);
     inc.updated_at = Utc::now();
     core.save(inner, inc, Vec::new()).await
+}
+
+fn lifecycle_error(e: incident::LifecycleError) -> AppError {
+    match e {
+        incident::LifecycleError::InvalidTransition { .. }
+        | incident::LifecycleError::Unchanged { .. } => AppError::Conflict(e.to_string()),
+        incident::LifecycleError::Empty { field } => AppError::Invalid {
+            field: Some(field.to_string()),
+            message: e.to_string(),
+        },
+        other => AppError::Invalid {
+            field: None,
+            message: other.to_string(),
+        },
+    }
 }

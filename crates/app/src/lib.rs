@@ -8,7 +8,6 @@
 
 pub mod config;
 mod core;
-mod glue;
 mod pipeline;
 
 pub use config::{

@@ -25,7 +25,7 @@ async fn amtool_adds_and_queries_alerts() {
         return;
     }
     let dir = tempdir();
-    let vigil = Vigil::start(dir.path());
+    let vigil = Vigil::start(&dir.path().join("data"));
     let (ok, out, err) = amtool(
         &vigil.url,
         &[

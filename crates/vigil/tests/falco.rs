@@ -8,7 +8,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn falco_alert_joins_the_container_incident() {
     let dir = tempdir();
-    let vigil = Vigil::start(dir.path());
+    let vigil = Vigil::start(&dir.path().join("data"));
     let c = client();
     // A metric alert about the container opens an incident.
     let r = c

@@ -25,14 +25,23 @@ pub fn bin() -> &'static str {
 impl Vigil {
     /// Starts `vigil up` listening on `host:port` with `data_dir`, plus extra arguments, and waits
     /// until `/healthz` answers.
+    /// Unless `extra` names a `--config`, a configuration with the kernel sensor off is used, so
+    /// runtime detections of the test machine do not mix into the test's incidents.
     pub fn start_on(host: &str, port: u16, data_dir: &Path, extra: &[&str]) -> Vigil {
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if !extra.iter().any(|a| a == "--config") {
+            let cfg = data_dir.with_extension("yml");
+            std::fs::write(&cfg, "sensor:\n  enabled: off\n").expect("write test config");
+            extra.push("--config".into());
+            extra.push(cfg.display().to_string());
+        }
         let mut child = Command::new(bin())
             .arg("up")
             .arg("--listen")
             .arg(format!("{host}:{port}"))
             .arg("--data-dir")
             .arg(data_dir)
-            .args(extra)
+            .args(&extra)
             .env("VIGIL_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
