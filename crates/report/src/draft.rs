@@ -237,10 +237,10 @@ pub(crate) fn outcome_summary(actions: &[&Action]) -> String {
     }
     if order.len() == 1 {
         let s = order[0];
-        return if actions.len() == 1 {
-            format!("the action {s}")
-        } else {
-            format!("all {} actions {s}", actions.len())
+        return match actions.len() {
+            1 => format!("the action {s}"),
+            2 => format!("both actions {s}"),
+            n => format!("all {n} actions {s}"),
         };
     }
     let parts: Vec<String> = order.iter().map(|s| format!("{} {s}", by[s])).collect();
@@ -426,10 +426,9 @@ pub(crate) fn impact(f: &Facts) -> String {
             between(inc.started_at, e)
         )),
         None => p1.push_str(&format!(
-            " The earliest sign of trouble was at {}; it was not contained as of {} ({} later).",
+            " The earliest sign of trouble was at {}; it had not been contained when the record was last updated ({}).",
             time_utc(inc.started_at),
             text::time_after(inc.updated_at, inc.started_at),
-            between(inc.started_at, inc.updated_at)
         )),
     }
     p1.push_str(&format!(" Severity: {}.", inc.severity));

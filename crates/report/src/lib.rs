@@ -70,7 +70,8 @@
 //! | `format` | `md` or `html` |
 //!
 //! Filters besides minijinja's built-ins: `markdown` (Markdown prose to HTML, raw HTML shown as
-//! text) and `md_cell` (escapes `|` and line breaks for a Markdown table cell). A template error
+//! text), `md_cell` (escapes `|` and line breaks for a Markdown table cell) and `datetime` (an
+//! RFC 3339 time such as `report.generated_at` as `2025-05-02 14:03:07 UTC`). A template error
 //! names the template and line ([`ReportError::Template`]).
 
 mod chart;

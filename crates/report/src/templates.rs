@@ -24,6 +24,14 @@ fn md_cell(s: String) -> String {
     out
 }
 
+/// An RFC 3339 time as `2025-05-02 14:03:07 UTC`; other text unchanged.
+fn datetime(s: String) -> String {
+    match chrono::DateTime::parse_from_rfc3339(&s) {
+        Ok(t) => crate::text::time_utc(t.with_timezone(&chrono::Utc)),
+        Err(_) => s,
+    }
+}
+
 /// Markdown to HTML; raw HTML in the text is shown, not interpreted.
 fn markdown(s: String) -> Value {
     use pulldown_cmark::{Event, Options, Parser};
@@ -88,6 +96,7 @@ pub(crate) fn render(
     });
     env.add_filter("md_cell", md_cell);
     env.add_filter("markdown", markdown);
+    env.add_filter("datetime", datetime);
     env.add_template_owned(name.clone(), source.to_string())
         .map_err(|e| template_error(&name, e))?;
     let tmpl = env
@@ -110,6 +119,15 @@ pub(crate) fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datetimes_read_well() {
+        assert_eq!(
+            datetime("2025-05-02T14:03:07.123456Z".into()),
+            "2025-05-02 14:03:07 UTC"
+        );
+        assert_eq!(datetime("soon".into()), "soon");
+    }
 
     #[test]
     fn cells_escape_pipes_and_newlines() {

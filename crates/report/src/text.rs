@@ -119,7 +119,7 @@ pub(crate) fn action_status(s: ActionStatus) -> &'static str {
         ActionStatus::Succeeded => "succeeded",
         ActionStatus::Failed => "failed",
         ActionStatus::DryRun => "dry run",
-        ActionStatus::Refused => "refused by a guardrail",
+        ActionStatus::Refused => "refused",
     }
 }
 

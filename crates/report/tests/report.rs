@@ -464,3 +464,23 @@ fn output_is_reproducible() {
         );
     }
 }
+
+#[test]
+fn generation_time_is_printed_when_given() {
+    let input = report::sample::cryptominer();
+    let opts = Options {
+        generated_at: chrono::DateTime::from_timestamp(1_746_200_000, 0),
+        ..Options::default()
+    };
+    let md = render_str(&input, Format::Markdown, &opts);
+    assert!(
+        md.contains("| Generated | 2025-05-02 15:33:20 UTC |"),
+        "{md}"
+    );
+    let html = render_str(&input, Format::Html, &opts);
+    assert!(html.contains("2025-05-02 15:33:20 UTC"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&render(&input, Format::Json, &opts).unwrap()).unwrap();
+    assert_eq!(json["generated_at"], "2025-05-02T15:33:20Z");
+    assert!(!render_str(&input, Format::Markdown, &Options::default()).contains("Generated"));
+}
