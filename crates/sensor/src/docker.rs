@@ -55,7 +55,7 @@ pub(crate) struct DockerWatch {
 
 /// What a lookup in the cache found.
 pub(crate) enum Cached {
-    Hit(ContainerInfo),
+    Hit(Box<ContainerInfo>),
     /// Known not to be a Docker container (recently).
     Negative,
     Miss,
@@ -94,7 +94,7 @@ impl DockerWatch {
             return Cached::Miss;
         };
         match c.map.get(id) {
-            Some(Entry::Found(i)) => Cached::Hit((**i).clone()),
+            Some(Entry::Found(i)) => Cached::Hit(i.clone()),
             Some(Entry::Missing(t)) if t.elapsed() < NEGATIVE_TTL => Cached::Negative,
             _ => Cached::Miss,
         }
@@ -206,7 +206,7 @@ impl DockerWatch {
             match base {
                 "create" | "start" | "rename" | "update" | "restart" => self.inspect(&id).await,
                 _ => match self.cached(&id) {
-                    Cached::Hit(i) => Some(i),
+                    Cached::Hit(i) => Some(*i),
                     _ => self.inspect(&id).await,
                 },
             }

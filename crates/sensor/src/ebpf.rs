@@ -24,6 +24,7 @@ pub(crate) struct EbpfConfig {
     pub ring_bytes: u32,
     pub use_v1_memcg: bool,
     pub prefixes: Vec<WatchPrefix>,
+    pub drain_every: Duration,
 }
 
 /// Outcome of loading, sent back to `Sensor::start` before the read loop runs.
@@ -61,6 +62,7 @@ pub(crate) fn run(
     if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
         ro.use_v1_memcg = u32::from(cfg.use_v1_memcg);
         ro.self_tgid = std::process::id();
+        ro.wakeup_bytes = u64::from(cfg.ring_bytes.next_power_of_two() / 64).max(4096);
         let n = cfg.prefixes.len().min(ro.prefixes.len());
         for (slot, p) in ro.prefixes.iter_mut().zip(cfg.prefixes.iter()).take(n) {
             let bytes = p.prefix.as_bytes();
@@ -124,7 +126,10 @@ pub(crate) fn run(
 
     let mut last = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
-        if let Err(e) = rb.poll(Duration::from_millis(100))
+        // Records are submitted without a wakeup until a batch is waiting; drain at least every
+        // `drain_every` so an event is never held longer.
+        let r = rb.poll(cfg.drain_every).and_then(|()| rb.consume());
+        if let Err(e) = r
             && !shared.stop.load(Ordering::Relaxed)
         {
             tracing::warn!(error = %e, "ring buffer poll failed");

@@ -129,7 +129,7 @@ impl Enricher {
             return bare;
         };
         match d.cached(id) {
-            Cached::Hit(i) => i,
+            Cached::Hit(i) => *i,
             Cached::Negative => bare,
             Cached::Miss => {
                 let Some(rt) = &self.rt else { return bare };

@@ -68,6 +68,7 @@
 //! [`SensorStats::channel_drops`]; events the kernel could not hand over are counted in
 //! [`SensorStats::ring_drops`].
 
+pub mod bench;
 pub mod cgroup;
 mod docker;
 #[cfg(feature = "bpf")]
@@ -209,6 +210,9 @@ pub struct SensorConfig {
     pub max_processes: usize,
     /// Interval of the `/proc/net` connection scan (proc backend).
     pub conn_scan_interval: Duration,
+    /// Longest an event waits in the ring buffer (eBPF backend): the kernel wakes the reader
+    /// only for batches, and the reader drains at least this often.
+    pub drain_interval: Duration,
 }
 
 impl Default for SensorConfig {
@@ -222,6 +226,7 @@ impl Default for SensorConfig {
             watch_prefixes: default_watch_prefixes(),
             max_processes: 65_536,
             conn_scan_interval: Duration::from_secs(1),
+            drain_interval: Duration::from_millis(2),
         }
     }
 }
@@ -490,6 +495,7 @@ async fn start_ebpf(
         ring_bytes: cfg.ring_buffer_bytes.max(4096),
         use_v1_memcg: mode == cgroup::CgroupMode::V1,
         prefixes: cfg.watch_prefixes.clone(),
+        drain_every: cfg.drain_interval.max(Duration::from_micros(100)),
     };
     let sh = shared.clone();
     let t = match std::thread::Builder::new()

@@ -274,10 +274,10 @@ pub(crate) fn run(
             Ok(n) => {
                 for (ts, ev) in parse(&buf[..n]) {
                     let ts = (ts as i64 + mono_to_boot).max(0) as u64;
-                    if let Some(raw) = to_raw(&mut enr, ev, ts, mode) {
-                        if let Some(e) = enr.enrich(raw) {
-                            shared.emit(e);
-                        }
+                    if let Some(raw) = to_raw(&mut enr, ev, ts, mode)
+                        && let Some(e) = enr.enrich(raw)
+                    {
+                        shared.emit(e);
                     }
                 }
             }

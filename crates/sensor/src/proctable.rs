@@ -176,27 +176,29 @@ impl ProcTable {
         out
     }
 
-    /// Drops exited entries past their time and, above capacity, entries whose process is gone.
+    /// Drops exited entries past their time; when full, brings the table down to three
+    /// quarters of its capacity: exited entries first, then entries whose process is gone, then
+    /// the youngest (they reload from `/proc` on demand).
     pub fn trim(&mut self) {
         let now = Instant::now();
         self.map
             .retain(|_, e| e.exited.is_none_or(|t| now.duration_since(t) < EXITED_TTL));
-        if self.map.len() >= self.capacity {
+        let target = self.capacity * 3 / 4;
+        if self.map.len() > target {
             self.map.retain(|_, e| e.exited.is_none());
         }
-        if self.map.len() >= self.capacity {
+        if self.map.len() > target {
             self.map
                 .retain(|pid, _| std::path::Path::new(&format!("/proc/{pid}")).exists());
         }
-        if self.map.len() >= self.capacity {
-            // Still full of live processes: forget the youngest quarter (they reload from /proc).
+        if self.map.len() > target {
             let mut v: Vec<(u64, u32)> = self
                 .map
                 .values()
                 .map(|e| (e.start_boot_ns, e.pid))
                 .collect();
             v.sort_unstable();
-            for (_, pid) in v.iter().skip(self.capacity * 3 / 4) {
+            for (_, pid) in v.iter().skip(target) {
                 self.map.remove(pid);
             }
         }

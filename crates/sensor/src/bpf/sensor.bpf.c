@@ -125,6 +125,7 @@ struct prefix {
 const volatile u32 use_v1_memcg = 0;
 const volatile u32 n_prefixes = 0;
 const volatile u32 self_tgid = 0;
+const volatile u64 wakeup_bytes = 0;
 const volatile struct prefix prefixes[NPREFIX] = {};
 
 struct {
@@ -177,6 +178,14 @@ static __always_inline void *reserve(u64 size)
 	if (!r)
 		count(0);
 	return r;
+}
+
+// Wake the reader only once enough data is waiting; it also drains on a short timer, so
+// latency stays bounded while a storm costs few wakeups.
+static __always_inline void submit(void *r)
+{
+	u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(r, avail >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline bool is_self(void)
@@ -307,7 +316,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	r->exe_len = walk_path(r->exe, &exe, &root);
 	struct path pwd = BPF_CORE_READ(p, fs, pwd);
 	r->cwd_len = walk_path(r->cwd, &pwd, &root);
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 
@@ -325,7 +334,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	r->code = BPF_CORE_READ(p, exit_code);
 	r->pad = 0;
 	r->h.res = r->code;
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 
@@ -345,7 +354,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(cur);
 	r->nr = regs ? BPF_CORE_READ(regs, orig_ax) : 0;
 	r->pad = 0;
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 
@@ -463,7 +472,7 @@ static __always_inline int file_exit(long ret, u32 k1, u32 k2, u32 k3)
 		r->aux2 = pe->a1;
 		copy_path(r->path, pe->path);
 		copy_path(r->path2, pe->path2);
-		bpf_ringbuf_submit(r, 0);
+		submit(r);
 	}
 	drop_pending();
 	return 0;
@@ -784,7 +793,7 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		if (sk)
 			sock_ends(r, sk, false);
 	}
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	drop_pending();
 	return 0;
 }
@@ -809,7 +818,7 @@ static __always_inline int accept_exit(long ret)
 	r->family = family;
 	r->fd = ret;
 	sock_ends(r, sk, true);
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 

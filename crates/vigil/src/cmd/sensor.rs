@@ -1,10 +1,197 @@
-//! `vigil sensor` (being built).
+//! `vigil sensor`: runs the kernel sensor and prints its events (JSON lines with `--json`, the
+//! format `vigil rules replay` reads), per-second statistics (`--stats`), or benchmarks it
+//! (`--bench`).
+
+use anyhow::Context;
+use std::io::Write;
+use std::time::Duration;
+
+/// Backend choice on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BackendArg {
+    /// eBPF when it loads, else the proc connector.
+    Auto,
+    /// eBPF only.
+    Ebpf,
+    /// Netlink proc connector and /proc scans only.
+    Proc,
+}
 
 /// Arguments of `vigil sensor`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Which backend to run.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// Print events as JSON lines (one `Event` per line).
+    #[arg(long)]
+    json: bool,
+    /// Print statistics every second (to stderr when events are printed too).
+    #[arg(long)]
+    stats: bool,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    duration: Option<u64>,
+    /// Do not follow Docker's events (container metadata is still looked up).
+    #[arg(long)]
+    no_docker_events: bool,
+    /// Run the benchmark: exec and connect storms without and with the sensor.
+    #[arg(long, conflicts_with_all = ["json", "stats"])]
+    bench: bool,
+    /// Processes spawned by the benchmark's exec storm.
+    #[arg(long, default_value_t = 5000, requires = "bench")]
+    bench_execs: u32,
+    /// Connections made by the benchmark's connect storm.
+    #[arg(long, default_value_t = 20000, requires = "bench")]
+    bench_connects: u32,
+    /// Internal: the benchmark's storm worker (`exec N` / `connect N`).
+    #[arg(long, hide = true, num_args = 2, value_names = ["STORM", "N"])]
+    bench_worker: Option<Vec<String>>,
+}
+
+fn backend(b: BackendArg) -> sensor::BackendChoice {
+    match b {
+        BackendArg::Auto => sensor::BackendChoice::Auto,
+        BackendArg::Ebpf => sensor::BackendChoice::Ebpf,
+        BackendArg::Proc => sensor::BackendChoice::Proc,
+    }
+}
+
+/// One line for a person: time, type, process, container, what.
+fn human(ev: &model::Event) -> String {
+    let mut s = format!("{} {:<14}", ev.ts.format("%H:%M:%S%.6f"), ev.kind);
+    if let Some(p) = &ev.process {
+        s.push_str(&format!(
+            " {}({}) ppid={} uid={}",
+            p.name, p.pid, p.ppid, p.user.uid
+        ));
+        if ev.kind.starts_with("exec") {
+            s.push_str(&format!(" exe={} args={:?}", p.exepath, p.args));
+        }
+    }
+    if let Some(c) = &ev.container {
+        s.push_str(&format!(
+            " container={}({}) image={}",
+            c.short_id(),
+            c.name,
+            c.image
+        ));
+    }
+    if let Some(fd) = &ev.fd {
+        s.push_str(&format!(" fd={}", fd.name()));
+    }
+    for k in [
+        "flags", "name", "oldpath", "newpath", "uid", "gid", "request", "pid", "status",
+    ] {
+        if ev.fd.is_some() && k == "name" {
+            continue;
+        }
+        if let Some(v) = ev.args.get(k) {
+            s.push_str(&format!(" {k}={v}"));
+        }
+    }
+    if let Some(r) = ev.res
+        && r < 0
+    {
+        s.push_str(&format!(" res={r}"));
+    }
+    s
+}
 
 /// Runs `vigil sensor`.
-pub async fn run(_args: Args) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("vigil sensor is not built yet")
+pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
+    if let Some(w) = &args.bench_worker {
+        let ns = sensor::bench::worker_main(w).map_err(anyhow::Error::msg)?;
+        println!("{ns}");
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    if args.bench {
+        let exe = std::env::current_exe().context("locating the vigil binary")?;
+        let cfg = sensor::bench::BenchConfig {
+            worker_cmd: vec![
+                exe.to_string_lossy().into_owned(),
+                "sensor".into(),
+                "--bench-worker".into(),
+            ],
+            execs: args.bench_execs,
+            connects: args.bench_connects,
+            backend: match args.backend {
+                BackendArg::Auto => sensor::BackendChoice::Ebpf,
+                b => backend(b),
+            },
+            ..Default::default()
+        };
+        let report = sensor::bench::run(cfg).await?;
+        println!("{report}");
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+
+    let mut handle = sensor::Sensor::start(sensor::SensorConfig {
+        backend: backend(args.backend),
+        docker_events: !args.no_docker_events,
+        ..Default::default()
+    })
+    .await
+    .context("starting the sensor")?;
+    tracing::info!(backend = %handle.backend(), "vigil sensor running");
+    let mut rx = handle
+        .take_events()
+        .context("sensor event stream unavailable")?;
+    let print_events = args.json || !args.stats;
+    let deadline = args
+        .duration
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    loop {
+        let sleep_until = deadline
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                if print_events {
+                    let line = if args.json {
+                        serde_json::to_string(&ev)?
+                    } else {
+                        human(&ev)
+                    };
+                    if writeln!(out, "{line}").is_err() {
+                        break; // stdout closed
+                    }
+                    if rx.is_empty() {
+                        out.flush().ok();
+                    }
+                }
+            }
+            _ = tick.tick(), if args.stats => {
+                let s = handle.stats();
+                let line = format!(
+                    "backend={} events={} events/s={:.0} ring_drops={} channel_drops={} lost={} decode_errors={}",
+                    s.backend, s.events, s.events_per_sec, s.ring_drops, s.channel_drops, s.lost, s.decode_errors
+                );
+                if print_events {
+                    eprintln!("{line}");
+                } else {
+                    writeln!(out, "{line}").ok();
+                    out.flush().ok();
+                }
+            }
+            _ = tokio::time::sleep_until(sleep_until) => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    out.flush().ok();
+    drop(out);
+    let s = handle.stats();
+    tracing::info!(
+        events = s.events,
+        ring_drops = s.ring_drops,
+        channel_drops = s.channel_drops,
+        lost = s.lost,
+        "vigil sensor stopped"
+    );
+    handle.stop();
+    Ok(std::process::ExitCode::SUCCESS)
 }

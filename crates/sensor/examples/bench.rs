@@ -1,0 +1,49 @@
+//! Sensor benchmark: `cargo run --release -p vigil-sensor --example bench [-- EXECS CONNECTS]`
+//! (root). Prints events/s captured, drops, slowdown, sensor CPU and p99 latency for an exec
+//! storm and a connect storm, without and with the sensor. Also `vigil sensor --bench`.
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--worker") {
+        return match sensor::bench::worker_main(&args[2..]) {
+            Ok(ns) => {
+                println!("{ns}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("worker: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let exe = std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut cfg = sensor::bench::BenchConfig {
+        worker_cmd: vec![exe, "--worker".into()],
+        ..Default::default()
+    };
+    if let Some(n) = args.get(1).and_then(|s| s.parse().ok()) {
+        cfg.execs = n;
+    }
+    if let Some(n) = args.get(2).and_then(|s| s.parse().ok()) {
+        cfg.connects = n;
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(sensor::bench::run(cfg)) {
+        Ok(r) => {
+            println!("{r}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
