@@ -9,6 +9,8 @@
 pub mod config;
 mod core;
 mod pipeline;
+pub mod response;
+pub mod runtime;
 
 pub use config::{
     Config, ConfigError, DetectionConfig, ResponseConfig, SensorBackend, SensorConfig,
@@ -236,6 +238,9 @@ impl App {
         });
         let app = App { inner };
         pipeline::spawn_tasks(&app.inner, rx);
+        // Response engine (policies → actions), then sensor → detection → intake.
+        let engine = response::start(&app).await?;
+        runtime::start(&app, Some(engine)).await?;
         Ok(app)
     }
 

@@ -1,0 +1,96 @@
+//! Runtime detection wiring: sensor events → the detection rules → alerts into the pipeline, and
+//! Docker `container_start` events → the response engine's image block list.
+
+use crate::{App, AppError, SensorBackend, SensorEnabled};
+use model::{Event, EventSource};
+
+/// Loads the detection rules of the `detection` section. A bad rule is logged with its place and
+/// left out; the others load (a file that cannot be read at all is an error).
+pub fn load_rules(cfg: &crate::DetectionConfig) -> Result<detect::RuleSet, AppError> {
+    let mut b = detect::RuleSetBuilder::new().builtin(cfg.builtin);
+    for f in &cfg.rules {
+        b = b.add_file(f.clone());
+    }
+    let (rules, report) = b.build().map_err(|e| AppError::Invalid {
+        field: Some("detection.rules".into()),
+        message: e.to_string(),
+    })?;
+    for d in report.errors() {
+        tracing::warn!("detection rules: {d}");
+    }
+    tracing::info!(
+        rules = rules.enabled_len(),
+        "detection rules loaded ({})",
+        report.summary()
+    );
+    Ok(rules)
+}
+
+/// Starts the sensor (per the `sensor` section) and the detection loop. With `enabled: auto` a
+/// sensor that cannot start (not root, no eBPF and no proc connector) is logged and skipped;
+/// with `enabled: on` it is an error.
+pub(crate) async fn start(app: &App, engine: Option<respond::Engine>) -> Result<(), AppError> {
+    let cfg = app.config();
+    if cfg.sensor.enabled == SensorEnabled::Off {
+        tracing::info!("sensor off: no runtime detection");
+        return Ok(());
+    }
+    let rules = load_rules(&cfg.detection)?;
+    let scfg = sensor::SensorConfig {
+        backend: match cfg.sensor.backend {
+            SensorBackend::Auto => sensor::BackendChoice::Auto,
+            SensorBackend::Ebpf => sensor::BackendChoice::Ebpf,
+            SensorBackend::Proc => sensor::BackendChoice::Proc,
+        },
+        ..Default::default()
+    };
+    let mut handle = match sensor::Sensor::start(scfg).await {
+        Ok(h) => h,
+        Err(e) if cfg.sensor.enabled == SensorEnabled::Auto => {
+            tracing::warn!(error = %e, "sensor could not start; running without runtime detection");
+            return Ok(());
+        }
+        Err(e) => return Err(AppError::Unavailable(format!("sensor: {e}"))),
+    };
+    tracing::info!(backend = %handle.backend(), "sensor running");
+    let Some(mut events) = handle.take_events() else {
+        return Ok(());
+    };
+    let app = app.clone();
+    let mut shutdown = app.inner.shutdown.subscribe();
+    tokio::spawn(async move {
+        // The handle lives as long as the loop: dropping it stops the sensor.
+        let _handle = handle;
+        loop {
+            let ev: Event = tokio::select! {
+                e = events.recv() => match e {
+                    Some(e) => e,
+                    None => break,
+                },
+                _ = shutdown.changed() => break,
+            };
+            if let Some(eng) = &engine
+                && ev.source == EventSource::Docker
+                && ev.kind == "container_start"
+            {
+                let eng = eng.clone();
+                let ev = ev.clone();
+                tokio::spawn(async move {
+                    eng.on_event(&ev).await;
+                });
+            }
+            let detections = rules.detect(&ev);
+            if detections.is_empty() {
+                continue;
+            }
+            let alerts: Vec<_> = detections.iter().map(|d| d.to_alert(&ev)).collect();
+            let app = app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = app.ingest(alerts).await {
+                    tracing::warn!(error = %e, "runtime alerts not ingested");
+                }
+            });
+        }
+    });
+    Ok(())
+}
