@@ -426,19 +426,24 @@ pub(crate) fn parse_net(text: &str, proto: u16) -> Vec<NetEntry> {
         .collect()
 }
 
-const TCP_ESTABLISHED: u8 = 1;
-const TCP_SYN_SENT: u8 = 2;
+const TCP_CLOSE: u8 = 7;
 const TCP_LISTEN: u8 = 10;
 
 /// Finds connections that appeared since the last scan.
 struct ConnScanner {
     seen: HashSet<(IpAddr, u16, IpAddr, u16, u16)>,
+    /// Ports seen listening recently (a one-shot server closes its listener after accepting).
+    listeners: HashMap<u16, Instant>,
 }
+
+/// How long a port stays known as a server port after its listener was last seen.
+const LISTENER_MEMORY: Duration = Duration::from_secs(120);
 
 impl ConnScanner {
     fn new() -> ConnScanner {
         ConnScanner {
             seen: HashSet::new(),
+            listeners: HashMap::new(),
         }
     }
 
@@ -454,16 +459,19 @@ impl ConnScanner {
                 all.extend(parse_net(&t, proto));
             }
         }
-        let listening: HashSet<u16> = all
-            .iter()
-            .filter(|e| e.proto == 6 && e.state == TCP_LISTEN)
-            .map(|e| e.local.1)
-            .collect();
+        let now = Instant::now();
+        for e in all.iter().filter(|e| e.proto == 6 && e.state == TCP_LISTEN) {
+            self.listeners.insert(e.local.1, now);
+        }
+        self.listeners
+            .retain(|_, t| now.duration_since(*t) < LISTENER_MEMORY);
+        let listening: HashSet<u16> = self.listeners.keys().copied().collect();
         let mut now_seen = HashSet::new();
         let mut fresh = Vec::new();
         for e in all {
+            // Any state of a connected socket (established, closing, …), not listeners.
             let connected = if e.proto == 6 {
-                matches!(e.state, TCP_ESTABLISHED | TCP_SYN_SENT)
+                !matches!(e.state, TCP_LISTEN | TCP_CLOSE) && e.remote.1 != 0 && e.inode != 0
             } else {
                 e.remote.1 != 0
             };

@@ -292,3 +292,117 @@ async fn container_exec_open_connect_attributed() {
     let back: Event = serde_json::from_str(&line).unwrap();
     assert_eq!(&back, cat);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proc_backend_attributes_exec_and_connections() {
+    if !testkit::is_root() {
+        testkit::skip("the proc connector needs root");
+        return;
+    }
+    if let Err(e) = testkit::ensure_dockerd() {
+        testkit::skip(&format!("no Docker daemon: {e}"));
+        return;
+    }
+    let image = "vigil-sensor-busybox:test";
+    if let Err(e) = testkit::busybox_image(image) {
+        testkit::skip(&format!("cannot build the busybox image: {e}"));
+        return;
+    }
+    let port = testkit::free_port();
+    let mut listener = Command::new("busybox")
+        .args(["nc", "-l", "-p", &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("busybox nc listens");
+    std::thread::sleep(Duration::from_millis(300));
+    // Started after the listener, so its first scan knows the port as a server port.
+    let (h, mut rx) = start(BackendChoice::Proc).await;
+    assert_eq!(h.backend().to_string(), "proc");
+    let name = format!("vigil-sensor-proc-{}", std::process::id());
+    let _ = docker(&["rm", "-f", &name]);
+    let script = format!("sleep 2.5 | nc 127.0.0.1 {port}");
+    let id = docker(&[
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--name",
+        &name,
+        image,
+        "sh",
+        "-c",
+        &script,
+    ])
+    .expect("docker run");
+    let evs = collect(&mut rx, 5).await;
+    let _ = docker(&["rm", "-f", &name]);
+    let _ = listener.kill();
+    let _ = listener.wait();
+
+    let sleep = evs
+        .iter()
+        .find(|e| {
+            e.kind == "execve"
+                && e.process
+                    .as_ref()
+                    .is_some_and(|p| p.args.first().map(String::as_str) == Some("2.5"))
+        })
+        .expect("execve of sleep 2.5 seen by the proc connector");
+    let c = sleep
+        .container
+        .as_ref()
+        .expect("attributed to the container");
+    assert_eq!(c.id, id);
+    assert_eq!(c.name, name);
+    assert_eq!(c.image, image);
+    let conn = evs
+        .iter()
+        .find(|e| e.kind == "connect" && e.fd.as_ref().is_some_and(|f| f.sport == Some(port)))
+        .expect("connection found by the /proc/net scan");
+    assert_eq!(
+        conn.container.as_ref().map(|c| c.id.as_str()),
+        Some(id.as_str())
+    );
+    let fd = conn.fd.as_ref().unwrap();
+    assert_eq!(fd.sip, Some("127.0.0.1".parse().unwrap()));
+    assert!(fd.cport.is_some_and(|p| p != 0));
+    let acc = evs
+        .iter()
+        .find(|e| e.kind == "accept" && e.fd.as_ref().is_some_and(|f| f.sport == Some(port)))
+        .expect("accepted end found by the scan");
+    assert!(acc.fd.as_ref().unwrap().local_is_server);
+    assert!(acc.container.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_image_events() {
+    if !testkit::is_root() {
+        testkit::skip("the sensor needs root");
+        return;
+    }
+    if let Err(e) = testkit::ensure_dockerd() {
+        testkit::skip(&format!("no Docker daemon: {e}"));
+        return;
+    }
+    let image = "vigil-sensor-busybox:test";
+    if let Err(e) = testkit::busybox_image(image) {
+        testkit::skip(&format!("cannot build the busybox image: {e}"));
+        return;
+    }
+    let (_h, mut rx) = start(BackendChoice::Proc).await;
+    let tag = format!("vigil-sensor-tag:{}", std::process::id());
+    docker(&["tag", image, &tag]).expect("docker tag");
+    docker(&["rmi", &tag]).expect("docker rmi");
+    let tagged = wait_for(&mut rx, 10, |e| {
+        e.kind == "image_tag" && e.args.get("name") == Some(&tag)
+    })
+    .await
+    .expect("image_tag event");
+    assert_eq!(tagged.source, model::EventSource::Docker);
+    assert!(tagged.container.is_none());
+    let untag = wait_for(&mut rx, 10, |e| e.kind == "image_untag")
+        .await
+        .expect("image_untag event");
+    assert_eq!(untag.source, model::EventSource::Docker);
+}
