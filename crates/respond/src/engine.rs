@@ -1154,7 +1154,11 @@ impl Engine {
                 continue;
             }
             let s = Subject::from_alert(&sa.alert);
-            if let Some(c) = s.container_id.clone() {
+            if let Some(c) = s.container_id.clone()
+                && !containers.iter().any(|(x, _): &(String, Option<String>)| {
+                    x.starts_with(&c) || c.starts_with(x.as_str())
+                })
+            {
                 containers.push((c, s.image.clone()));
             }
         }
