@@ -1,4 +1,5 @@
-//! The sensor benchmark: an exec storm and a connect storm, each run without and with the
+//! The sensor benchmark: an exec storm, a connect storm and an open storm (reads the kernel filter
+//! drops), each run without and with the
 //! sensor, reporting events/s captured, drops, the storm's slowdown, the sensor's CPU and the
 //! latency from the kernel's timestamp to the event reaching the consumer.
 //!
@@ -23,6 +24,8 @@ pub struct BenchConfig {
     pub connects: u32,
     /// Rounds per mode (the best round of each mode is compared).
     pub rounds: u32,
+    /// Reads of a non-watched file by the open storm (filtered in the kernel).
+    pub opens: u32,
     /// Backend under test.
     pub backend: BackendChoice,
 }
@@ -33,7 +36,8 @@ impl Default for BenchConfig {
             worker_cmd: Vec::new(),
             execs: 5_000,
             connects: 20_000,
-            rounds: 2,
+            opens: 200_000,
+            rounds: 3,
             backend: BackendChoice::Ebpf,
         }
     }
@@ -66,6 +70,13 @@ pub struct StormResult {
     pub p99_us: f64,
     /// Maximum, microseconds.
     pub max_us: f64,
+    /// Events handled per second of sensor CPU (user space): comparable to Falco's
+    /// "syscalls/s at one CPU".
+    pub events_per_cpu_sec: f64,
+    /// Mean time per BPF program run, ns (kernel side, charged to the storm).
+    pub bpf_ns_per_run: f64,
+    /// BPF program runs per storm operation (hooks hit, including filtered-out calls).
+    pub bpf_runs_per_op: f64,
 }
 
 /// The whole benchmark's result.
@@ -88,7 +99,7 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "{:<8} {:>7} {:>9} {:>9} {:>9} {:>11} {:>7} {:>8} {:>9} {:>9} {:>9}",
+            "{:<8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6} {:>6} {:>8} {:>8} {:>8} {:>11} {:>8} {:>8}",
             "storm",
             "ops",
             "base s",
@@ -96,15 +107,18 @@ impl fmt::Display for BenchReport {
             "slowdown",
             "events/s",
             "drops",
-            "cpu %",
+            "cpu%",
             "p50 µs",
             "p99 µs",
-            "max µs"
+            "max µs",
+            "ev/cpu-s",
+            "bpf ns",
+            "runs/op"
         )?;
         for s in &self.storms {
             writeln!(
                 f,
-                "{:<8} {:>7} {:>9.3} {:>9.3} {:>8.1}% {:>11.0} {:>7} {:>8.1} {:>9.0} {:>9.0} {:>9.0}",
+                "{:<8} {:>7} {:>8.3} {:>8.3} {:>8.1}% {:>9.0} {:>6} {:>6.1} {:>8.0} {:>8.0} {:>8.0} {:>11.0} {:>8.0} {:>8.1}",
                 s.storm,
                 s.ops,
                 s.base_secs,
@@ -115,7 +129,10 @@ impl fmt::Display for BenchReport {
                 s.sensor_cpu_pct,
                 s.p50_us,
                 s.p99_us,
-                s.max_us
+                s.max_us,
+                s.events_per_cpu_sec,
+                s.bpf_ns_per_run,
+                s.bpf_runs_per_op
             )?;
         }
         Ok(())
@@ -178,73 +195,135 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
+/// Enables the kernel's BPF run-time statistics while alive; restores the old value on drop.
+struct BpfStatsGuard(Option<String>);
+
+impl BpfStatsGuard {
+    const PATH: &'static str = "/proc/sys/kernel/bpf_stats_enabled";
+    fn enable() -> BpfStatsGuard {
+        let old = std::fs::read_to_string(Self::PATH).ok();
+        if old.is_some() && std::fs::write(Self::PATH, "1").is_err() {
+            return BpfStatsGuard(None);
+        }
+        BpfStatsGuard(old)
+    }
+}
+
+impl Drop for BpfStatsGuard {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = std::fs::write(Self::PATH, old.trim());
+        }
+    }
+}
+
+/// Figures of one storm round with the sensor.
+struct Round {
+    storm: Duration,
+    events: u64,
+    lat: Vec<u64>,
+    drops: u64,
+    cpu_secs: f64,
+    bpf_ns: u64,
+    bpf_runs: u64,
+}
+
+async fn worker(cmd: &[String], storm: &'static str, ops: u32) -> Result<Duration, BenchError> {
+    let cmd = cmd.to_vec();
+    tokio::task::spawn_blocking(move || run_worker(&cmd, storm, ops))
+        .await
+        .map_err(|e| BenchError::Worker(e.to_string()))?
+}
+
+async fn sensor_round(
+    cfg: &BenchConfig,
+    storm: &'static str,
+    ops: u32,
+    backend: &mut String,
+) -> Result<Round, BenchError> {
+    let mut h = Sensor::start(SensorConfig {
+        backend: cfg.backend,
+        docker_events: false,
+        channel_capacity: 1 << 20,
+        ..Default::default()
+    })
+    .await?;
+    *backend = h.backend().to_string();
+    let mut rx = h
+        .take_events()
+        .ok_or_else(|| BenchError::Worker("event stream taken".into()))?;
+    let consumer = tokio::spawn(async move {
+        let mut n = 0u64;
+        let mut lat = Vec::with_capacity(1 << 16);
+        while let Some(ev) = rx.recv().await {
+            n += 1;
+            let d = (chrono::Utc::now() - ev.ts)
+                .num_nanoseconds()
+                .unwrap_or(0)
+                .max(0) as u64;
+            lat.push(d);
+        }
+        (n, lat)
+    });
+    // Let the start-up (process table seed) settle before measuring.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = h.stats();
+    let cpu0 = self_cpu_secs();
+    let d = worker(&cfg.worker_cmd, storm, ops).await?;
+    // Let the sensor drain what is in flight.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cpu1 = self_cpu_secs();
+    let after = h.stats();
+    h.stop();
+    let (events, lat) = consumer
+        .await
+        .map_err(|e| BenchError::Worker(e.to_string()))?;
+    Ok(Round {
+        storm: d,
+        events: events.saturating_sub(before.events),
+        lat,
+        drops: (after.ring_drops - before.ring_drops)
+            + (after.channel_drops - before.channel_drops)
+            + (after.lost - before.lost),
+        cpu_secs: cpu1 - cpu0,
+        bpf_ns: after.bpf_run_ns - before.bpf_run_ns,
+        bpf_runs: after.bpf_runs - before.bpf_runs,
+    })
+}
+
 /// Runs the benchmark (needs root for the sensor).
 pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
+    let _stats = BpfStatsGuard::enable();
     let mut storms = Vec::new();
     let mut backend = String::new();
-    for (storm, ops) in [("exec", cfg.execs), ("connect", cfg.connects)] {
+    for (storm, ops) in [
+        ("exec", cfg.execs),
+        ("connect", cfg.connects),
+        ("open", cfg.opens),
+    ] {
+        if ops == 0 {
+            continue;
+        }
         let mut base = Duration::MAX;
         let mut with = Duration::MAX;
-        let mut events = 0u64;
-        let mut drops = 0u64;
-        let mut lat: Vec<u64> = Vec::new();
-        let mut cpu = 0.0;
-        let mut storm_secs = 0.0;
+        let mut rounds = Vec::new();
+        // Alternate without/with so that background load hits both alike.
         for _ in 0..cfg.rounds.max(1) {
-            let cmd = cfg.worker_cmd.clone();
-            let d = tokio::task::spawn_blocking(move || run_worker(&cmd, storm, ops))
-                .await
-                .map_err(|e| BenchError::Worker(e.to_string()))??;
-            base = base.min(d);
-
-            let mut h = Sensor::start(SensorConfig {
-                backend: cfg.backend,
-                docker_events: false,
-                channel_capacity: 1 << 20,
-                ..Default::default()
-            })
-            .await?;
-            backend = h.backend().to_string();
-            let mut rx = h
-                .take_events()
-                .ok_or_else(|| BenchError::Worker("event stream taken".into()))?;
-            let consumer = tokio::spawn(async move {
-                let mut n = 0u64;
-                let mut lat = Vec::with_capacity(1 << 16);
-                while let Some(ev) = rx.recv().await {
-                    n += 1;
-                    let now = chrono::Utc::now();
-                    let d = (now - ev.ts).num_nanoseconds().unwrap_or(0).max(0) as u64;
-                    lat.push(d);
-                }
-                (n, lat)
-            });
-            let before = h.stats();
-            let cpu0 = self_cpu_secs();
-            let cmd = cfg.worker_cmd.clone();
-            let d = tokio::task::spawn_blocking(move || run_worker(&cmd, storm, ops))
-                .await
-                .map_err(|e| BenchError::Worker(e.to_string()))??;
-            // let the sensor drain what is in flight
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let cpu1 = self_cpu_secs();
-            let after = h.stats();
-            h.stop();
-            let (n, l) = consumer
-                .await
-                .map_err(|e| BenchError::Worker(e.to_string()))?;
-            events += n;
-            lat.extend(l);
-            drops += (after.ring_drops - before.ring_drops)
-                + (after.channel_drops - before.channel_drops)
-                + (after.lost - before.lost);
-            cpu += cpu1 - cpu0;
-            storm_secs += d.as_secs_f64();
-            with = with.min(d);
+            base = base.min(worker(&cfg.worker_cmd, storm, ops).await?);
+            let r = sensor_round(&cfg, storm, ops, &mut backend).await?;
+            with = with.min(r.storm);
+            rounds.push(r);
         }
+        let events: u64 = rounds.iter().map(|r| r.events).sum();
+        let storm_secs: f64 = rounds.iter().map(|r| r.storm.as_secs_f64()).sum();
+        let cpu: f64 = rounds.iter().map(|r| r.cpu_secs).sum();
+        let bpf_ns: u64 = rounds.iter().map(|r| r.bpf_ns).sum();
+        let bpf_runs: u64 = rounds.iter().map(|r| r.bpf_runs).sum();
+        let mut lat: Vec<u64> = rounds.iter().flat_map(|r| r.lat.iter().copied()).collect();
         lat.sort_unstable();
         let b = base.as_secs_f64();
         let w = with.as_secs_f64();
+        let measured = storm_secs + 0.3 * rounds.len() as f64;
         storms.push(StormResult {
             storm: storm.to_string(),
             ops,
@@ -257,15 +336,22 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
                 0.0
             },
             events,
-            drops,
-            sensor_cpu_pct: if storm_secs > 0.0 {
-                cpu / (storm_secs + 0.3 * f64::from(cfg.rounds.max(1))) * 100.0
+            drops: rounds.iter().map(|r| r.drops).sum(),
+            sensor_cpu_pct: if measured > 0.0 {
+                cpu / measured * 100.0
             } else {
                 0.0
             },
             p50_us: percentile(&lat, 0.50),
             p99_us: percentile(&lat, 0.99),
             max_us: percentile(&lat, 1.0),
+            events_per_cpu_sec: if cpu > 0.0 { events as f64 / cpu } else { 0.0 },
+            bpf_ns_per_run: if bpf_runs > 0 {
+                bpf_ns as f64 / bpf_runs as f64
+            } else {
+                0.0
+            },
+            bpf_runs_per_op: bpf_runs as f64 / (f64::from(ops) * rounds.len() as f64),
         });
     }
     Ok(BenchReport {
@@ -275,7 +361,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
     })
 }
 
-/// The worker side: `args` = `[exec|connect, N]`. Runs the storm on two threads and returns
+/// The worker side: `args` = `[exec|connect|open, N]`. Runs the storm on two threads and returns
 /// its elapsed nanoseconds (the caller prints them).
 pub fn worker_main(args: &[String]) -> Result<u64, String> {
     let storm = args.first().map(String::as_str).unwrap_or("");
@@ -332,6 +418,22 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
             }
             Ok(t0.elapsed().as_nanos() as u64)
         }
-        other => Err(format!("unknown storm `{other}` (exec or connect)")),
+        "open" => {
+            let t0 = Instant::now();
+            let hs: Vec<_> = (0..threads)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        for _ in 0..n / threads {
+                            let _ = std::fs::File::open("/etc/hostname");
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().map_err(|_| "open thread panicked")?;
+            }
+            Ok(t0.elapsed().as_nanos() as u64)
+        }
+        other => Err(format!("unknown storm `{other}` (exec, connect or open)")),
     }
 }

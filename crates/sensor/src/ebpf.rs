@@ -121,6 +121,10 @@ pub(crate) fn run(
             return;
         }
     };
+    let prog_fds: Vec<i32> = {
+        use std::os::fd::{AsFd, AsRawFd};
+        sk.object().progs().map(|p| p.as_fd().as_raw_fd()).collect()
+    };
     let _ = ready.send(Ok(()));
     tracing::info!("eBPF sensor attached");
 
@@ -150,6 +154,9 @@ pub(crate) fn run(
             {
                 shared.kernel_lost.store(sum(&vals), Ordering::Relaxed);
             }
+            let (ns, runs) = prog_run_stats(&prog_fds);
+            shared.bpf_run_ns.store(ns, Ordering::Relaxed);
+            shared.bpf_runs.store(runs, Ordering::Relaxed);
         }
     }
     tracing::info!("eBPF sensor detached");
@@ -181,6 +188,27 @@ fn ensure_tracefs() {
     } else {
         tracing::warn!(error = %std::io::Error::last_os_error(), "cannot mount tracefs; syscall tracepoints will not attach");
     }
+}
+
+/// Total `run_time_ns` and `run_cnt` of our programs (non-zero only while the kernel's
+/// `kernel.bpf_stats_enabled` sysctl is 1).
+fn prog_run_stats(fds: &[i32]) -> (u64, u64) {
+    let mut ns = 0;
+    let mut runs = 0;
+    for fd in fds {
+        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+            continue;
+        };
+        for line in info.lines() {
+            let mut it = line.split_whitespace();
+            match (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) {
+                (Some("run_time_ns:"), Some(v)) => ns += v,
+                (Some("run_cnt:"), Some(v)) => runs += v,
+                _ => {}
+            }
+        }
+    }
+    (ns, runs)
 }
 
 fn sum(vals: &[Vec<u8>]) -> u64 {

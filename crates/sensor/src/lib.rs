@@ -261,6 +261,8 @@ pub(crate) struct Shared {
     pub(crate) ring_drops: AtomicU64,
     pub(crate) kernel_lost: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
+    pub(crate) bpf_run_ns: AtomicU64,
+    pub(crate) bpf_runs: AtomicU64,
 }
 
 impl Shared {
@@ -298,6 +300,10 @@ pub struct SensorStats {
     pub lost: u64,
     /// Records that could not be decoded.
     pub decode_errors: u64,
+    /// Time spent in the BPF programs, ns (only counted while `kernel.bpf_stats_enabled=1`).
+    pub bpf_run_ns: u64,
+    /// BPF program runs (only counted while `kernel.bpf_stats_enabled=1`).
+    pub bpf_runs: u64,
 }
 
 /// The running sensor. Dropping it stops the sensor.
@@ -353,6 +359,8 @@ impl SensorHandle {
             channel_drops: self.shared.channel_drops.load(Ordering::Relaxed),
             lost: self.shared.kernel_lost.load(Ordering::Relaxed),
             decode_errors: self.shared.decode_errors.load(Ordering::Relaxed),
+            bpf_run_ns: self.shared.bpf_run_ns.load(Ordering::Relaxed),
+            bpf_runs: self.shared.bpf_runs.load(Ordering::Relaxed),
         }
     }
 
@@ -427,6 +435,8 @@ impl Sensor {
             ring_drops: AtomicU64::new(0),
             kernel_lost: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
+            bpf_run_ns: AtomicU64::new(0),
+            bpf_runs: AtomicU64::new(0),
         });
 
         let (backend, thread) = match cfg.backend {

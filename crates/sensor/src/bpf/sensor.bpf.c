@@ -165,6 +165,21 @@ struct {
 	__type(value, struct pending);
 } scratch SEC(".maps");
 
+// connect arguments between entry and exit (small values: the hot path)
+struct conn_args {
+	u64 fd;
+	u64 uaddr;
+	u32 family;
+	u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, struct conn_args);
+} pend_conn SEC(".maps");
+
 static __always_inline void count(u32 idx)
 {
 	u64 *v = bpf_map_lookup_elem(&counters, &idx);
@@ -743,41 +758,40 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	if (is_self())
 		return 0;
-	struct pending *pe = scratch_pending();
-	if (!pe)
-		return 0;
 	u16 family = 0;
 	bpf_probe_read_user(&family, sizeof(family), (void *)ctx->args[1]);
 	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
 		return 0;
-	pe->kind = K_CONNECT;
-	pe->flags = family;
-	pe->a0 = ctx->args[0];
-	pe->a1 = ctx->args[1];
-	pe->a2 = ctx->args[2];
-	pe->path[0] = 0;
-	pe->path2[0] = 0;
-	stash(pe);
+	struct conn_args a = {
+		.fd = ctx->args[0],
+		.uaddr = ctx->args[1],
+		.family = family,
+		.pad = 0,
+	};
+	u64 key = bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&pend_conn, &key, &a, BPF_ANY) != 0)
+		count(1);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
 int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	struct pending *pe = take(K_CONNECT, 0, 0);
+	u64 key = bpf_get_current_pid_tgid();
+	struct conn_args *pe = bpf_map_lookup_elem(&pend_conn, &key);
 	if (!pe)
 		return 0;
 	struct sock_rec *r = reserve(sizeof(*r));
 	if (!r) {
-		drop_pending();
+		bpf_map_delete_elem(&pend_conn, &key);
 		return 0;
 	}
 	__builtin_memset(&r->family, 0, sizeof(*r) - sizeof(r->h));
 	fill_hdr(&r->h, K_CONNECT, bpf_get_current_task_btf());
 	r->h.res = ctx->ret;
-	r->family = pe->flags;
-	r->fd = pe->a0;
-	void *ua = (void *)pe->a1;
+	r->family = pe->family;
+	r->fd = pe->fd;
+	void *ua = (void *)pe->uaddr;
 	if (r->family == AF_UNIX) {
 		bpf_probe_read_user_str(r->unix_path, sizeof(r->unix_path), ua + 2);
 	} else {
@@ -794,7 +808,7 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 			sock_ends(r, sk, false);
 	}
 	submit(r);
-	drop_pending();
+	bpf_map_delete_elem(&pend_conn, &key);
 	return 0;
 }
 
