@@ -197,7 +197,7 @@ impl Enricher {
             tty: e.tty,
             sid: None,
             start_ts: (start != 0).then(|| self.wall(start)),
-            exe_upper_layer: false,
+            exe_upper_layer: e.exe_upper_layer,
             exe_writable: false,
             exe_from_memfd: e.exepath.contains("memfd:"),
             user: self.user(h.uid, h.loginuid),
@@ -257,6 +257,7 @@ impl Enricher {
                 argv,
                 exepath,
                 cwd,
+                upper,
             } => {
                 let container = self.container_id(&h);
                 self.procs.insert(ProcEntry {
@@ -273,6 +274,7 @@ impl Enricher {
                     vpid: (h.vpid != 0).then_some(h.vpid),
                     container,
                     start_boot_ns: h.start_time,
+                    exe_upper_layer: upper,
                     ..Default::default()
                 });
                 let mut ev = self.base(&h, kind_name(h.kind));

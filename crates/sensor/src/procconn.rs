@@ -319,6 +319,7 @@ fn to_raw(enr: &mut Enricher, ev: ProcEvent, ts: u64, mode: CgroupMode) -> Optio
                 argv: e.argv,
                 exepath: e.exepath,
                 cwd: e.cwd,
+                upper: false,
             }
         }
         ProcEvent::Fork {

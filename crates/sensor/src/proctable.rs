@@ -42,6 +42,8 @@ pub struct ProcEntry {
     pub container: Option<String>,
     /// Start, nanoseconds since boot.
     pub start_boot_ns: u64,
+    /// The executable lies in an overlayfs upper layer (written after the container started).
+    pub exe_upper_layer: bool,
     /// When the exit was seen.
     pub(crate) exited: Option<Instant>,
 }
@@ -262,6 +264,7 @@ pub fn read_proc(pid: u32, mode: CgroupMode) -> Option<ProcEntry> {
         vpid,
         container: cgroup::container_of_pid(pid, mode),
         start_boot_ns,
+        exe_upper_layer: false,
         exited: None,
     })
 }

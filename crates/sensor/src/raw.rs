@@ -82,6 +82,8 @@ pub(crate) enum Raw {
         argv: Vec<String>,
         exepath: String,
         cwd: String,
+        /// The executable lies in an overlayfs upper layer.
+        upper: bool,
     },
     Exit {
         h: Header,
@@ -246,7 +248,8 @@ pub(crate) fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
             need(EXEC_LEN)?;
             let tty = r.u32(b);
             let args_len = (r.u32(b + 4) as usize).min(ARGS_LEN);
-            let exe_len = r.u32(b + 8) as usize;
+            let exe_word = r.u32(b + 8);
+            let exe_len = (exe_word & 0x7fff_ffff) as usize;
             let cwd_len = r.u32(b + 12) as usize;
             let exe_o = b + 16;
             let cwd_o = exe_o + WALK_BUF;
@@ -256,6 +259,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
                 argv: split_argv(&data[args_o..args_o + args_len]),
                 exepath: walked_path(&data[exe_o..exe_o + WALK_BUF], exe_len),
                 cwd: walked_path(&data[cwd_o..cwd_o + WALK_BUF], cwd_len),
+                upper: exe_word & 0x8000_0000 != 0,
                 h,
             }
         }

@@ -169,7 +169,9 @@ async fn container_exec_open_connect_attributed() {
 
     let name = format!("vigil-sensor-test-{}", std::process::id());
     let _ = docker(&["rm", "-f", &name]);
-    let script = format!("cat /etc/shadow >/dev/null; echo hi | nc 127.0.0.1 {port}; sleep 1");
+    let script = format!(
+        "cat /etc/shadow >/dev/null; echo hi | nc 127.0.0.1 {port}; cp /bin/busybox /tmp/true; /tmp/true; sleep 1"
+    );
     let id = docker(&[
         "run",
         "-d",
@@ -233,6 +235,18 @@ async fn container_exec_open_connect_attributed() {
         p.vpid,
         p.pid
     );
+    assert!(!p.exe_upper_layer, "cat comes from the image");
+    let dropped = evs
+        .iter()
+        .filter(in_ctr)
+        .find(|e| e.kind == "execve" && e.process.as_ref().is_some_and(|p| p.exe == "/tmp/true"))
+        .expect("execve of the dropped binary");
+    let dp = dropped.process.as_ref().unwrap();
+    assert!(
+        dp.exe_upper_layer,
+        "a binary written in the container is in the upper layer"
+    );
+    assert_eq!(dp.exepath, "/tmp/true");
 
     let open = evs
         .iter()

@@ -46,6 +46,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define O_CREAT 0100
 #define O_TRUNC 01000
 #define AF_UNIX 1
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
 #define AF_INET 2
 #define AF_INET6 10
 
@@ -329,6 +330,15 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct path root = BPF_CORE_READ(p, fs, root);
 	struct path exe = BPF_CORE_READ(bprm, file, f_path);
 	r->exe_len = walk_path(r->exe, &exe, &root);
+	/* bit 31 of exe_len: the executable lies in an overlayfs upper layer (written in the
+	 * container, not shipped in the image) */
+	struct inode *ino = BPF_CORE_READ(exe.dentry, d_inode);
+	if (ino && BPF_CORE_READ(ino, i_sb, s_magic) == OVERLAYFS_SUPER_MAGIC &&
+	    bpf_core_type_exists(struct ovl_inode)) {
+		struct ovl_inode *oi = container_of(ino, struct ovl_inode, vfs_inode);
+		if (BPF_CORE_READ(oi, __upperdentry))
+			r->exe_len |= 1u << 31;
+	}
 	struct path pwd = BPF_CORE_READ(p, fs, pwd);
 	r->cwd_len = walk_path(r->cwd, &pwd, &root);
 	submit(r);
