@@ -50,10 +50,12 @@ pub(crate) fn kind_str(k: TimelineKind) -> &'static str {
     k.as_str()
 }
 
-/// Parses a stored fingerprint column.
-pub(crate) fn fingerprint(s: &str) -> Result<model::Fingerprint, StoreError> {
-    s.parse().map_err(|e| StoreError::Corrupt {
-        what: "alert",
-        message: format!("fingerprint {s:?}: {e}"),
-    })
+/// A fingerprint as stored: the same 64 bits as a signed integer.
+pub(crate) fn fp_key(fp: model::Fingerprint) -> i64 {
+    fp.0 as i64
+}
+
+/// A stored fingerprint column back to the fingerprint.
+pub(crate) fn fingerprint(v: i64) -> model::Fingerprint {
+    model::Fingerprint(v as u64)
 }

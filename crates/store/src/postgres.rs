@@ -5,7 +5,7 @@
 //! defaults to `on`). Documents are stored as `jsonb`.
 
 use crate::codec::{
-    action_status_str, fingerprint, from_doc, kind_str, nanos, severity_rank, to_doc,
+    action_status_str, fingerprint, fp_key, from_doc, kind_str, nanos, severity_rank, to_doc,
 };
 use crate::migrations::{self, Migration};
 use model::{
@@ -156,11 +156,11 @@ fn col<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Res
 }
 
 fn decode_alert(row: &Row) -> Result<StoredAlert, StoreError> {
-    let fp: String = col(row, 0)?;
+    let fp: i64 = col(row, 0)?;
     let incident_id: Option<i64> = col(row, 1)?;
     let doc: String = col(row, 2)?;
     Ok(StoredAlert {
-        fingerprint: fingerprint(&fp)?,
+        fingerprint: fingerprint(fp),
         alert: from_doc("alert", &doc)?,
         incident_id,
     })
@@ -211,7 +211,7 @@ impl Store for PgStore {
         let mut rows = Vec::with_capacity(alerts.len());
         for a in alerts {
             rows.push((
-                a.fingerprint.to_string(),
+                fp_key(a.fingerprint),
                 a.incident_id,
                 nanos(a.alert.starts_at),
                 a.alert.ends_at.map(nanos),
@@ -225,10 +225,10 @@ impl Store for PgStore {
         let mut unique: Vec<_> = rows
             .into_iter()
             .rev()
-            .filter(|r| seen.insert(r.0.clone()))
+            .filter(|r| seen.insert(r.0))
             .collect();
         unique.reverse();
-        let fps: Vec<&str> = unique.iter().map(|r| r.0.as_str()).collect();
+        let fps: Vec<i64> = unique.iter().map(|r| r.0).collect();
         let incident_ids: Vec<Option<i64>> = unique.iter().map(|r| r.1).collect();
         let starts: Vec<i64> = unique.iter().map(|r| r.2).collect();
         let ends: Vec<Option<i64>> = unique.iter().map(|r| r.3).collect();
@@ -241,7 +241,7 @@ impl Store for PgStore {
         c.execute(
             "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
              SELECT f, i, s, e, u, d::jsonb
-             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
                   AS t(f, i, s, e, u, d)
              ON CONFLICT (fingerprint) DO UPDATE SET
                  incident_id = COALESCE(excluded.incident_id, alerts.incident_id),
@@ -260,7 +260,7 @@ impl Store for PgStore {
         let rows = self
             .query(
                 "SELECT fingerprint, incident_id, doc::text FROM alerts WHERE fingerprint = $1",
-                &[Box::new(fp.to_string())],
+                &[Box::new(fp_key(fp))],
             )
             .await?;
         rows.first().map(decode_alert).transpose()
@@ -302,7 +302,7 @@ impl Store for PgStore {
         let n = c
             .execute(
                 "UPDATE alerts SET incident_id = $1 WHERE fingerprint = $2",
-                &[&incident_id, &key],
+                &[&incident_id, &fp_key(fp)],
             )
             .await
             .map_err(backend)?;

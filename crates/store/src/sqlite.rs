@@ -8,14 +8,14 @@
 //! proceed while the writer commits, and each read sees every commit acknowledged before it began.
 
 use crate::codec::{
-    action_status_str, fingerprint, from_doc, kind_str, nanos, severity_rank, to_doc,
+    action_status_str, fingerprint, fp_key, from_doc, kind_str, nanos, severity_rank, to_doc,
 };
 use crate::migrations::{self, Migration};
 use model::{
     Action, ActionStatus, AlertQuery, Evidence, Fingerprint, Incident, IncidentQuery, Store,
     StoreError, StoredAlert, TimelineEntry,
 };
-use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
+use rusqlite::{Connection, OpenFlags, ToSql, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
@@ -52,14 +52,19 @@ where
 {
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn FnOnce(Result<(), String>) + Send> {
         let Job { f, reply } = *self;
-        let result = match conn.execute_batch("SAVEPOINT job") {
+        let exec = |sql: &str| {
+            conn.prepare_cached(sql)
+                .and_then(|mut s| s.execute([]))
+                .map(|_| ())
+        };
+        let result = match exec("SAVEPOINT job") {
             Err(e) => Err(backend(e)),
             Ok(()) => {
                 let r = f(conn);
                 let end = if r.is_ok() {
-                    conn.execute_batch("RELEASE job")
+                    exec("RELEASE job")
                 } else {
-                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                    exec("ROLLBACK TO job").and_then(|()| exec("RELEASE job"))
                 };
                 match end {
                     Ok(()) => r,
@@ -84,6 +89,8 @@ where
 /// A Vigil store in one SQLite file.
 pub struct SqliteStore {
     writer: mpsc::Sender<Box<dyn WriteJob>>,
+    /// Dropping it stops the checkpoint thread.
+    _checkpointer: mpsc::Sender<()>,
     readers: Arc<ReadPool>,
 }
 
@@ -142,10 +149,14 @@ impl SqliteStore {
                 path.display()
             )));
         }
+        // Checkpoints normally run on their own thread (see `checkpoint_loop`) so commits never
+        // wait for them; the writer checkpoints itself only as a safety net when the WAL grows
+        // past 80 MB.
         conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;
+             PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=20000;",
         )
-            .map_err(backend)?;
+        .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn, migrations::SQLITE, &path)?;
 
@@ -154,8 +165,15 @@ impl SqliteStore {
             .name("vigil-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Backend(format!("cannot start SQLite writer: {e}")))?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let cp_path = path.clone();
+        std::thread::Builder::new()
+            .name("vigil-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(cp_path, stopped))
+            .map_err(|e| StoreError::Backend(format!("cannot start SQLite checkpointer: {e}")))?;
         Ok(SqliteStore {
             writer: tx,
+            _checkpointer: stop,
             readers: Arc::new(ReadPool {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -224,6 +242,30 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
         }
     }
     tracing::debug!("SQLite writer stopped");
+}
+
+/// Copies committed WAL frames into the database file in the background (passive checkpoints,
+/// which never block the writer or readers), every 200 ms while the store is open.
+fn checkpoint_loop(path: PathBuf, stop: mpsc::Receiver<()>) {
+    let conn = Connection::open(&path).and_then(|c| {
+        c.busy_timeout(std::time::Duration::from_secs(1))?;
+        c.execute_batch("PRAGMA synchronous=FULL")?;
+        Ok(c)
+    });
+    let conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "SQLite checkpointer not started; the writer checkpoints instead");
+            return;
+        }
+    };
+    while let Err(mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(std::time::Duration::from_millis(200))
+    {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "SQLite passive checkpoint");
+        }
+    }
 }
 
 fn migrate(conn: &mut Connection, list: &[Migration], path: &Path) -> Result<(), StoreError> {
@@ -299,11 +341,11 @@ fn col<T: rusqlite::types::FromSql>(row: &rusqlite::Row<'_>, i: usize) -> Result
 }
 
 fn decode_alert(row: &rusqlite::Row<'_>) -> Result<StoredAlert, StoreError> {
-    let fp: String = col(row, 0)?;
+    let fp: i64 = col(row, 0)?;
     let incident_id: Option<i64> = col(row, 1)?;
     let doc: String = col(row, 2)?;
     Ok(StoredAlert {
-        fingerprint: fingerprint(&fp)?,
+        fingerprint: fingerprint(fp),
         alert: from_doc("alert", &doc)?,
         incident_id,
     })
@@ -356,7 +398,7 @@ impl Store for SqliteStore {
         let mut rows = Vec::with_capacity(alerts.len());
         for a in alerts {
             rows.push((
-                a.fingerprint.to_string(),
+                fp_key(a.fingerprint),
                 a.incident_id,
                 nanos(a.alert.starts_at),
                 a.alert.ends_at.map(nanos),
@@ -387,31 +429,15 @@ impl Store for SqliteStore {
     }
 
     async fn get_alert(&self, fp: Fingerprint) -> Result<Option<StoredAlert>, StoreError> {
-        let key = fp.to_string();
         self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT fingerprint, incident_id, doc FROM alerts WHERE fingerprint = ?1",
-                )
-                .map_err(backend)?;
-            let row = stmt
-                .query_row([&key], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Option<i64>>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .optional()
-                .map_err(backend)?;
-            match row {
-                None => Ok(None),
-                Some((fp, incident_id, doc)) => Ok(Some(StoredAlert {
-                    fingerprint: fingerprint(&fp)?,
-                    alert: from_doc("alert", &doc)?,
-                    incident_id,
-                })),
-            }
+            let p: Vec<Param> = vec![Box::new(fp_key(fp))];
+            Ok(query_docs(
+                conn,
+                "SELECT fingerprint, incident_id, doc FROM alerts WHERE fingerprint = ?1",
+                &p,
+                decode_alert,
+            )?
+            .pop())
         })
         .await
     }
@@ -444,16 +470,15 @@ impl Store for SqliteStore {
         fp: Fingerprint,
         incident_id: i64,
     ) -> Result<(), StoreError> {
-        let key = fp.to_string();
         self.write(move |conn| {
             let n = conn
                 .prepare_cached("UPDATE alerts SET incident_id = ?1 WHERE fingerprint = ?2")
-                .and_then(|mut s| s.execute(params![incident_id, key]))
+                .and_then(|mut s| s.execute(params![incident_id, fp_key(fp)]))
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound {
                     what: "alert",
-                    id: key,
+                    id: fp.to_string(),
                 });
             }
             Ok(())

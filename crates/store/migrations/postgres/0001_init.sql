@@ -2,7 +2,8 @@
 -- Each table keeps the columns queries filter on plus `doc`, the JSON of the model value.
 -- Times are nanoseconds since the Unix epoch (UTC).
 CREATE TABLE alerts (
-    fingerprint TEXT PRIMARY KEY NOT NULL,
+    -- The 64-bit fingerprint as a signed integer (same bits).
+    fingerprint BIGINT PRIMARY KEY NOT NULL,
     incident_id BIGINT,
     starts_at BIGINT NOT NULL,
     ends_at BIGINT,
@@ -10,7 +11,7 @@ CREATE TABLE alerts (
     doc JSONB NOT NULL
 );
 CREATE INDEX alerts_by_updated ON alerts (updated_at DESC, fingerprint);
-CREATE INDEX alerts_by_incident ON alerts (incident_id);
+CREATE INDEX alerts_by_incident ON alerts (incident_id) WHERE incident_id IS NOT NULL;
 
 CREATE TABLE incidents (
     id BIGSERIAL PRIMARY KEY,

@@ -2,7 +2,11 @@
 -- Each table keeps the columns queries filter on plus `doc`, the JSON of the model value.
 -- Times are nanoseconds since the Unix epoch (UTC).
 CREATE TABLE alerts (
-    fingerprint TEXT PRIMARY KEY NOT NULL,
+    -- Rows are appended in insertion order; the fingerprint lives in a small unique index, which
+    -- keeps random-fingerprint inserts cheap.
+    seq INTEGER PRIMARY KEY,
+    -- The 64-bit fingerprint as a signed integer (same bits).
+    fingerprint INTEGER NOT NULL UNIQUE,
     incident_id INTEGER,
     starts_at INTEGER NOT NULL,
     ends_at INTEGER,
@@ -10,7 +14,7 @@ CREATE TABLE alerts (
     doc TEXT NOT NULL
 );
 CREATE INDEX alerts_by_updated ON alerts (updated_at DESC, fingerprint);
-CREATE INDEX alerts_by_incident ON alerts (incident_id);
+CREATE INDEX alerts_by_incident ON alerts (incident_id) WHERE incident_id IS NOT NULL;
 
 CREATE TABLE incidents (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
