@@ -1,7 +1,8 @@
 //! Renders an incident with 10,000 timeline entries (the cryptominer exercise plus synthetic
 //! entries) as Markdown, HTML, PDF and JSON and prints how long each took.
 //!
-//! `cargo run --release -p vigil-report --example bench [-- ENTRIES]`
+//! `cargo run --release -p vigil-report --example bench [-- ENTRIES [DIR]]` (with DIR, the
+//! reports are also written there as `bench.<ext>`).
 
 use report::{Format, Options, render};
 use std::time::Instant;
@@ -11,6 +12,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
+    let dir = std::env::args().nth(2);
     let input = report::sample::with_timeline(n);
     let opts = Options::default();
     println!(
@@ -32,6 +34,14 @@ fn main() {
                 }
             }
             best = best.min(start.elapsed().as_secs_f64());
+        }
+        if let Some(dir) = &dir
+            && let Ok(bytes) = render(&input, format, &opts)
+        {
+            let path = format!("{dir}/bench.{}", format.as_str());
+            if let Err(e) = std::fs::write(&path, bytes) {
+                eprintln!("{path}: {e}");
+            }
         }
         println!(
             "{:<5} {:>9.1} ms  {:>10} bytes",
