@@ -10,6 +10,15 @@ use std::time::Duration;
 /// The actor of correlation entries.
 pub const ACTOR: &str = "vigil";
 
+/// The statuses in which an incident accepts new alerts (pass them as
+/// [`IncidentQuery::statuses`](model::IncidentQuery) when loading candidates for
+/// [`Correlator::decide`]).
+pub const ACTIVE_STATUSES: [model::IncidentStatus; 3] = [
+    model::IncidentStatus::Open,
+    model::IncidentStatus::Acknowledged,
+    model::IncidentStatus::Contained,
+];
+
 /// How alerts are correlated into incidents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorrelationConfig {

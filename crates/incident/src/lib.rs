@@ -94,8 +94,8 @@ mod entity;
 mod lifecycle;
 
 pub use correlate::{
-    ACTOR, Correlated, CorrelationConfig, Correlator, Decision, alert_resolved, assign_incident_id,
-    attach, human_duration, is_drill_alert, open_incident,
+    ACTIVE_STATUSES, ACTOR, Correlated, CorrelationConfig, Correlator, Decision, alert_resolved,
+    assign_incident_id, attach, human_duration, is_drill_alert, open_incident,
 };
 pub use entity::{
     Entity, EntityKind, Role, alert_assets, alert_entities, incident_entities, instance_host,

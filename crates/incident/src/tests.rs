@@ -606,6 +606,13 @@ fn roles_notes_narrative() {
 }
 
 #[test]
+fn active_statuses_are_the_joinable_ones() {
+    for s in IncidentStatus::ALL {
+        assert_eq!(ACTIVE_STATUSES.contains(&s), s.is_active(), "{s}");
+    }
+}
+
+#[test]
 fn durations_read_like_people_write_them() {
     assert_eq!(human_duration(Duration::from_secs(1800)), "30m");
     assert_eq!(human_duration(Duration::from_secs(5400)), "1h30m");

@@ -230,7 +230,19 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
             }
             continue;
         }
-        let done: Vec<_> = jobs.into_iter().map(|j| j.run(&conn)).collect();
+        let done: Vec<_> = jobs
+            .into_iter()
+            .map(|j| {
+                // A panicking write must not take the writer thread (and every later write) down;
+                // its reply channel is dropped, so its caller gets an error.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| j.run(&conn)))
+                    .unwrap_or_else(|_| {
+                        tracing::error!("SQLite write panicked; rolled back to its savepoint");
+                        let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                        Box::new(|_| {})
+                    })
+            })
+            .collect();
         let commit = conn.execute_batch("COMMIT").map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             let msg = format!("sqlite: commit failed: {e}");
