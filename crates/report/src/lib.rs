@@ -247,6 +247,27 @@ pub fn render(
     }
 }
 
+/// The text Vigil drafts for a free-text narrative field (`executive_summary`, `impact`,
+/// `root_cause`, `remediation`, `lessons_learned`) from the record, whether or not a person has
+/// written the field; `None` for an unknown field. Useful to show a draft before editing it, or
+/// to accept a draft by storing its text.
+pub fn draft_field(input: &ReportInput, field: &str) -> Option<String> {
+    let f = draft::Facts::gather(input);
+    Some(match field {
+        "executive_summary" => draft::executive_summary(&f),
+        "impact" => draft::impact(&f),
+        "root_cause" => draft::root_cause(&f),
+        "remediation" => draft::remediation(&f),
+        "lessons_learned" => draft::lessons_learned(&f),
+        _ => return None,
+    })
+}
+
+/// The action plan Vigil drafts from the record.
+pub fn draft_action_plan(input: &ReportInput) -> Vec<model::ActionItem> {
+    draft::action_plan(&draft::Facts::gather(input))
+}
+
 /// The timeline chart of `input` as a standalone SVG document.
 pub fn timeline_svg(input: &ReportInput) -> String {
     chart::layout(&draft::Facts::gather(input)).to_svg(true)

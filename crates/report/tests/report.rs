@@ -484,3 +484,33 @@ fn generation_time_is_printed_when_given() {
     assert_eq!(json["generated_at"], "2025-05-02T15:33:20Z");
     assert!(!render_str(&input, Format::Markdown, &Options::default()).contains("Generated"));
 }
+
+#[test]
+fn drafts_are_available_on_their_own() {
+    let mut input = report::sample::cryptominer();
+    input.incident.narrative.impact = Some("written".into());
+    let impact = report::draft_field(&input, "impact").unwrap();
+    assert!(
+        impact.starts_with("The incident touched 3 containers, 3 images and 1 host."),
+        "{impact}"
+    );
+    assert!(report::draft_field(&input, "nope").is_none());
+    for f in model::Narrative::FIELDS {
+        assert!(!report::draft_field(&input, f).unwrap().is_empty(), "{f}");
+    }
+    let plan = report::draft_action_plan(&input);
+    assert!(
+        plan.iter()
+            .any(|i| i.text.contains("servethehome/universal_cryptonight:latest"))
+    );
+    // Storing the draft as written text gives the same section, no longer a draft.
+    let mut accepted = input.clone();
+    accepted.incident.narrative.root_cause = report::draft_field(&input, "root_cause");
+    let a = report::Report::build(&accepted);
+    let b = report::Report::build(&input);
+    assert_eq!(
+        a.section("root_cause").unwrap().text,
+        b.section("root_cause").unwrap().text
+    );
+    assert!(b.section("root_cause").unwrap().draft && !a.section("root_cause").unwrap().draft);
+}

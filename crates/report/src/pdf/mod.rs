@@ -238,8 +238,7 @@ impl Doc {
         self.y -= 4.0;
         if s.draft {
             let note = format!(
-                "Drafted by Vigil from the incident record. Edit or accept the field {} (vigil incidents edit {} --field {}).",
-                s.field.as_deref().unwrap_or(&s.key),
+                "Drafted by Vigil from the incident record. Edit it (vigil incidents edit {} --field {}) or accept it.",
                 report.title_block.incident_id,
                 s.field.as_deref().unwrap_or(&s.key)
             );
