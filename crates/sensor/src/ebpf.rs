@@ -86,6 +86,8 @@ pub(crate) fn run(
         let _ = ready.send(Err((err("attach", e), enr)));
         return;
     }
+    // Attached: events queue in the ring buffer while the table is filled from /proc.
+    let seeded = enr.procs.seed();
 
     // Should the ring buffer fail after the callback borrowed `enr`, the fallback gets a fresh
     // enricher (the process table reloads from /proc on demand).
@@ -126,7 +128,7 @@ pub(crate) fn run(
         sk.object().progs().map(|p| p.as_fd().as_raw_fd()).collect()
     };
     let _ = ready.send(Ok(()));
-    tracing::info!("eBPF sensor attached");
+    tracing::info!(processes = seeded, "eBPF sensor attached");
 
     let mut last = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {

@@ -243,6 +243,9 @@ pub enum SensorError {
     /// The proc connector could not be opened (needs root / CAP_NET_ADMIN).
     #[error("proc backend: {0}")]
     ProcConnector(String),
+    /// Neither backend could start (`auto`): both reasons.
+    #[error("no sensor backend could start (needs root): {0}")]
+    NoBackend(String),
     /// A setting is invalid.
     #[error("sensor config: {0}")]
     Config(String),
@@ -391,8 +394,9 @@ impl Drop for SensorHandle {
 pub struct Sensor;
 
 impl Sensor {
-    /// Starts the sensor: seeds the process table from `/proc` and the container cache from
-    /// Docker, starts the chosen backend on its own thread, and follows Docker's events. Must
+    /// Starts the sensor: seeds the container cache from Docker, starts the chosen backend on
+    /// its own thread (which seeds the process table from `/proc` once attached), and follows
+    /// Docker's events. Must
     /// be called inside a tokio runtime. Logs which backend runs.
     pub async fn start(cfg: SensorConfig) -> Result<SensorHandle, SensorError> {
         if cfg.channel_capacity == 0 {
@@ -410,16 +414,9 @@ impl Sensor {
             let n = d.seed().await;
             tracing::debug!(containers = n, "container cache seeded");
         }
-        let procs = tokio::task::spawn_blocking({
-            let max = cfg.max_processes;
-            move || {
-                let mut t = proctable::ProcTable::new(max, mode);
-                t.seed();
-                t
-            }
-        })
-        .await
-        .map_err(|e| SensorError::Thread(e.to_string()))?;
+        // The table is seeded by the backend thread once its event source is attached, so that
+        // no process falls between the /proc snapshot and the first event.
+        let procs = proctable::ProcTable::new(cfg.max_processes, mode);
         let enr = Box::new(enrich::Enricher::new(
             procs,
             mode,
@@ -448,7 +445,8 @@ impl Sensor {
                 Ok(r) => r,
                 Err((e, enr)) => {
                     tracing::warn!(error = %e, "eBPF backend unavailable; falling back to the proc connector");
-                    start_proc(&cfg, enr, &shared, mode)?
+                    start_proc(&cfg, enr, &shared, mode)
+                        .map_err(|pe| SensorError::NoBackend(format!("{e}; and {pe}")))?
                 }
             },
         };

@@ -262,6 +262,8 @@ pub(crate) fn run(
     mode: CgroupMode,
     scan_every: Duration,
 ) {
+    let n = enr.procs.seed();
+    tracing::debug!(processes = n, "process table seeded");
     let mut buf = vec![0u8; 64 * 1024];
     let mono_to_boot = boot_ns() as i64 - mono_ns();
     let mut scanner = ConnScanner::new();
