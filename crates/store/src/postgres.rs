@@ -83,7 +83,11 @@ impl PgStore {
             }
         };
         if g.as_ref().is_none_or(Client::is_closed) {
-            *g = Some(connect(&self.url).await?);
+            // Reconnecting later is a backend failure, not a configuration error.
+            *g = Some(connect(&self.url).await.map_err(|e| match e {
+                StoreError::Config(m) => StoreError::Backend(m),
+                other => other,
+            })?);
         }
         Ok(g)
     }

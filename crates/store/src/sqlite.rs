@@ -135,6 +135,23 @@ impl SqliteStore {
                 StoreError::Config(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
+        // The store holds security incidents: create it readable by its owner only.
+        #[cfg(unix)]
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Ok(std::fs::File::open(&path)?),
+                    _ => Err(e),
+                })
+                .map_err(|e| {
+                    StoreError::Config(format!("cannot create SQLite file {}: {e}", path.display()))
+                })?;
+        }
         let mut conn = Connection::open(&path).map_err(|e| {
             StoreError::Config(format!("cannot open SQLite file {}: {e}", path.display()))
         })?;

@@ -444,6 +444,11 @@ async fn sqlite_migrations_are_idempotent_and_data_survives_reopen() {
         let s = store::open_sqlite(&path).await.unwrap();
         s.upsert_alerts(std::slice::from_ref(&a)).await.unwrap();
     }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the store file is private");
+    }
     let s = store::open(path.to_str().unwrap()).await.unwrap();
     assert_eq!(s.get_alert(a.fingerprint).await.unwrap(), Some(a));
     drop(s);
