@@ -44,15 +44,7 @@ pub struct Args {
 
 /// Runs `vigil report`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let format = match (&args.format, &args.output) {
-        (Some(f), _) => f.parse::<Format>()?,
-        (None, Some(path)) => path
-            .extension()
-            .and_then(|e| e.to_str())
-            .and_then(|e| e.parse::<Format>().ok())
-            .unwrap_or(Format::Markdown),
-        (None, None) => Format::Markdown,
-    };
+    let format = pick_format(args.format.as_deref(), args.output.as_deref())?;
     if format == Format::Pdf && args.output.is_none() && std::io::stdout().is_terminal() {
         bail!("a PDF is binary: write it to a file with -o FILE.pdf (or redirect standard output)");
     }
@@ -113,6 +105,28 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The format: `--format`, else the output file's extension, else Markdown.
+fn pick_format(format: Option<&str>, output: Option<&std::path::Path>) -> anyhow::Result<Format> {
+    Ok(match (format, output) {
+        (Some(f), _) => f.parse::<Format>()?,
+        (None, Some(path)) => path
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| e.parse::<Format>().ok())
+            .unwrap_or(Format::Markdown),
+        (None, None) => Format::Markdown,
+    })
+}
+
+/// `12` or `INC-12` → 12.
+fn incident_number(id: &str) -> anyhow::Result<i64> {
+    let id = id.trim();
+    id.strip_prefix("INC-")
+        .unwrap_or(id)
+        .parse::<i64>()
+        .map_err(|_| anyhow!("incident id {id:?} is neither a number nor INC-<number>"))
+}
+
 /// Fetches `GET {server}/api/v1/incidents/{id}/report-input`; a server without that endpoint is
 /// asked for `GET /api/v1/incidents/{id}`, whose answer carries the same fields.
 async fn fetch(
@@ -121,10 +135,7 @@ async fn fetch(
     id: &str,
 ) -> anyhow::Result<(ReportInput, Vec<u8>)> {
     let id = id.trim();
-    let num = id.strip_prefix("INC-").unwrap_or(id);
-    if num.parse::<i64>().is_err() {
-        bail!("incident id {id:?} is neither a number nor INC-<number>");
-    }
+    let num = incident_number(id)?;
     let base = server.trim_end_matches('/');
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
@@ -169,4 +180,41 @@ async fn fetch(
         "incident {id} not found at {base}: {}",
         last.unwrap_or_default()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn format_from_flag_then_extension() {
+        assert_eq!(pick_format(Some("pdf"), None).unwrap(), Format::Pdf);
+        assert_eq!(
+            pick_format(Some("json"), Some(Path::new("x.pdf"))).unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            pick_format(None, Some(Path::new("r.html"))).unwrap(),
+            Format::Html
+        );
+        assert_eq!(
+            pick_format(None, Some(Path::new("r.txt"))).unwrap(),
+            Format::Markdown
+        );
+        assert_eq!(pick_format(None, None).unwrap(), Format::Markdown);
+        assert!(pick_format(Some("docx"), None).is_err());
+    }
+
+    #[test]
+    fn incident_ids() {
+        assert_eq!(incident_number("12").unwrap(), 12);
+        assert_eq!(incident_number(" INC-7 ").unwrap(), 7);
+        assert!(
+            incident_number("INC-x")
+                .unwrap_err()
+                .to_string()
+                .contains("INC-<number>")
+        );
+    }
 }
