@@ -53,6 +53,8 @@ pub struct Report {
     pub sections: Vec<Section>,
     /// Whether any section is still a draft.
     pub draft: bool,
+    /// The timing metrics in seconds (`null` where not reached), as in the Metrics section.
+    pub metrics: model::TimingMetrics,
     /// When the report was generated, if the caller said ([`crate::Options::generated_at`]).
     #[serde(default)]
     pub generated_at: Option<Time>,
@@ -206,6 +208,7 @@ impl Report {
             title_block,
             sections,
             draft,
+            metrics: inc.metrics(),
             generated_at: None,
         }
     }

@@ -121,6 +121,9 @@ fn written_and_accepted_fields_are_not_drafts() {
     assert!(draft("executive_summary"));
     assert!(draft("action_plan"));
     assert!(!draft("timeline"));
+    assert_eq!(json["metrics"]["time_to_detect"], 2.0);
+    assert_eq!(json["metrics"]["time_to_contain"], 9.0);
+    assert!(json["metrics"]["time_to_resolve"].is_null());
     let impact = sections.iter().find(|s| s["key"] == "impact").unwrap();
     assert_eq!(impact["text"], "Three hosts burned CPU for 11 seconds.");
     let md = render_str(&input, Format::Markdown, &Options::default());
@@ -339,6 +342,8 @@ fn pdf_is_valid_and_its_text_extracts() {
     assert!(text.contains("DRAFT"));
     assert!(text.contains("Page 1 of"));
     assert!(text.contains("Time to detect"));
+    // Characters the standard fonts lack get ASCII look-alikes.
+    assert!(text.contains("Status open -> contained"), "{text}");
 }
 
 #[test]

@@ -107,6 +107,37 @@ const HELVETICA_BOLD: [u16; 95] = [
     389, 280, 389, 584,                                                             // { … ~
 ];
 
+/// Replaces common characters outside WinAnsi with ASCII look-alikes (`→` becomes `->`), so
+/// they do not print as `?`.
+pub(crate) fn ascii_fallbacks(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.is_ascii() || !s.chars().any(|c| FALLBACKS.iter().any(|(f, _)| *f == c)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match FALLBACKS.iter().find(|(f, _)| *f == c) {
+            Some((_, r)) => out.push_str(r),
+            None => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+const FALLBACKS: [(char, &str); 12] = [
+    ('→', "->"),
+    ('←', "<-"),
+    ('⇒', "=>"),
+    ('↔', "<->"),
+    ('≥', ">="),
+    ('≤', "<="),
+    ('≠', "!="),
+    ('✓', "v"),
+    ('✔', "v"),
+    ('✗', "x"),
+    ('⚠', "(!)"),
+    ('\u{2212}', "-"),
+];
+
 /// Maps a char to its WinAnsiEncoding byte; chars outside it become `?`.
 pub(crate) fn encode_char(c: char) -> u8 {
     let u = c as u32;
@@ -141,7 +172,6 @@ pub(crate) fn encode_char(c: char) -> u8 {
             'œ' => 0x9C,
             'ž' => 0x9E,
             'Ÿ' => 0x9F,
-            '→' => b'>',
             _ => b'?',
         },
     }
@@ -177,6 +207,15 @@ mod tests {
         assert!((Font::Regular.width("Hello", 10.0) - 22.78).abs() < 1e-9);
         assert!((Font::Mono.width("abc", 10.0) - 18.0).abs() < 1e-9);
         assert!(Font::Bold.width("Hello", 10.0) > Font::Regular.width("Hello", 10.0));
+    }
+
+    #[test]
+    fn fallbacks_replace_arrows() {
+        assert_eq!(ascii_fallbacks("open → contained"), "open -> contained");
+        assert!(matches!(
+            ascii_fallbacks("plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

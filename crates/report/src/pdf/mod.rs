@@ -27,12 +27,38 @@ const DRILL: Rgb = (59, 110, 168);
 
 /// Renders the report as a PDF document.
 pub(crate) fn render(report: &Report, chart: Option<&Chart>) -> Vec<u8> {
+    let report = &pdf_safe(report);
     let mut d = Doc::new();
     d.title_block(report);
     for s in &report.sections {
         d.section(s, report, chart);
     }
     d.finish(report)
+}
+
+/// The report with characters the standard fonts lack replaced where a look-alike exists.
+fn pdf_safe(report: &Report) -> Report {
+    let f = |s: &mut String| {
+        if let std::borrow::Cow::Owned(o) = fonts::ascii_fallbacks(s) {
+            *s = o;
+        }
+    };
+    let mut r = report.clone();
+    f(&mut r.title_block.title);
+    f(&mut r.title_block.period);
+    if let Some(c) = r.title_block.commander.as_mut() {
+        f(c);
+    }
+    for s in &mut r.sections {
+        f(&mut s.text);
+        for t in &mut s.tables {
+            t.columns.iter_mut().for_each(f);
+            for row in &mut t.rows {
+                row.iter_mut().for_each(f);
+            }
+        }
+    }
+    r
 }
 
 struct Doc {
