@@ -42,8 +42,8 @@
 //!   (Helvetica, Courier: nothing embedded, nothing downloaded, text extractable), A4 pages with
 //!   repeated table headers, bookmarks per section, page numbers, and the timeline chart drawn as
 //!   vector graphics.
-//! - [`Format::Json`]: the structured [`Report`] (title block, then sections with `key`,
-//!   `heading`, `draft`, `field`, `text` and `tables`).
+//! - [`Format::Json`]: the structured [`Report`] (title block, timing metrics in seconds, then
+//!   sections with `key`, `heading`, `draft`, `field`, `text` and `tables`).
 //!
 //! # Templates
 //!
@@ -58,6 +58,7 @@
 //! |---|---|
 //! | `report.format_version` | layout version of `report` (currently 1) |
 //! | `report.draft` | whether any section is still a draft |
+//! | `report.metrics.time_to_detect`, `.time_to_acknowledge`, `.time_to_contain`, `.time_to_resolve` | seconds (none where not reached) |
 //! | `report.generated_at` | RFC 3339 time (none unless the caller set [`Options::generated_at`]) |
 //! | `report.title_block.id` | `INC-<n>` |
 //! | `report.title_block.incident_id` | `<n>` |
