@@ -370,17 +370,7 @@ impl Engine {
     /// Runs a recorded (or new) action through dry run, guardrails and the driver.
     async fn perform(&self, ctx: &Ctx, mut action: Action, dry: bool) -> Action {
         let fresh = action.id == 0;
-        let mut entries = Vec::new();
-        if fresh {
-            entries.push(self.entry(
-                ctx.incident_id,
-                action.requested_at,
-                TimelineKind::Action,
-                &ctx.actor,
-                format!("{} requested", describe(&action)),
-                action_data(&action, None),
-            ));
-        }
+        let entries = Vec::new();
         if action.target.is_empty() {
             let e = format!(
                 "the alert names no target for {} (no container, image or pid)",
@@ -413,6 +403,10 @@ impl Engine {
         action.status = ActionStatus::Running;
         action.started_at = Some(now());
         action = self.save(action).await;
+        let mut entries = entries;
+        if fresh {
+            entries.push(self.requested_entry(ctx, &action));
+        }
         entries.push(self.entry(
             ctx.incident_id,
             action.started_at.unwrap_or_else(now),
@@ -469,10 +463,14 @@ impl Engine {
         status: ActionStatus,
         error: Option<String>,
     ) -> Action {
+        let fresh = action.id == 0;
         action.status = status;
         action.error = error.clone();
         action.finished_at = Some(now());
         action = self.save(action).await;
+        if fresh {
+            entries.insert(0, self.requested_entry(ctx, &action));
+        }
         let summary = match status {
             ActionStatus::DryRun => format!("dry run: would {}", describe(&action)),
             _ => format!(
@@ -1215,6 +1213,21 @@ impl Engine {
                 a
             }
         }
+    }
+
+    /// The "requested" timeline entry of a stored action (whatever its status now).
+    fn requested_entry(&self, ctx: &Ctx, action: &Action) -> TimelineEntry {
+        let mut data = action_data(action, None);
+        data["status"] = json!(ActionStatus::Requested);
+        data.as_object_mut().map(|o| o.remove("error"));
+        self.entry(
+            ctx.incident_id,
+            action.requested_at,
+            TimelineKind::Action,
+            &ctx.actor,
+            format!("{} requested", describe(action)),
+            data,
+        )
     }
 
     fn entry(

@@ -276,6 +276,19 @@ async fn default_policy_contains_miner_with_evidence_and_blocks_image() {
     assert!(tl.iter().any(|e| e.kind == TimelineKind::Evidence));
     let stored = env.store.list_actions(Some(inc.id), None).await.unwrap();
     assert_eq!(stored.len(), 5);
+    for a in &stored {
+        let steps: Vec<&str> = tl
+            .iter()
+            .filter(|e| e.data["action_id"].as_i64() == Some(a.id))
+            .filter_map(|e| e.data["status"].as_str())
+            .collect();
+        assert_eq!(
+            steps,
+            ["requested", "running", "succeeded"],
+            "action {}",
+            a.id
+        );
+    }
     assert!(
         stored
             .iter()

@@ -567,3 +567,136 @@ async fn bench_miner_container_to_gone() {
         println!("  {name:<9} p50 {p50:8.1} ms   p99 {p99:8.1} ms");
     }
 }
+
+fn vigil_cli(url: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(common::bin())
+        .arg("respond")
+        .args(args)
+        .env("VIGIL_URL", url)
+        .env("VIGIL_LOG", "warn")
+        .output()
+        .expect("run vigil respond");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// People act through `vigil respond … --incident`, and approve what a policy holds back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn respond_cli_acts_and_approves_through_the_api() {
+    if let Err(e) = testkit::ensure_dockerd() {
+        testkit::skip(&format!("no dockerd: {e}"));
+        return;
+    }
+    let img = "vigil-e2e/cli-target:latest";
+    testkit::busybox_image(img).unwrap();
+    let name = "vigil-e2e-cli-target";
+    remove_leftovers(&[name.to_string()], &[]);
+    let (ok, out) = sh(&format!("docker run -d --name {name} {img} sleep 300"));
+    assert!(ok, "{out}");
+    let cid = out.trim().to_string();
+
+    let dir = tempdir();
+    let port = testkit::free_port();
+    let policy = dir.path().join("hold.yaml");
+    std::fs::write(
+        &policy,
+        "policies:\n  - name: hold-back\n    match:\n      alertname: NeedsApproval\n    actions:\n      - kind: pause\n        approval: required\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("vigil.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: 127.0.0.1:{port}\nsensor:\n  enabled: off\nresponse:\n  policies: [{}]\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let vigil = Vigil::start_on(
+        "127.0.0.1",
+        port,
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    // An alert about the container opens an incident; the policy holds its action back.
+    let r = client()
+        .post(format!("{}/api/v2/alerts", vigil.url))
+        .json(
+            &json!([{"labels": {"alertname": "NeedsApproval", "severity": "critical",
+            "container_id": cid.clone(), "container_name": name, "image": img}}]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let url = vigil.url.clone();
+    let pending = eventually(20, || {
+        let url = url.clone();
+        async move {
+            let v = get_json(&format!("{url}/api/v1/actions?status=awaiting_approval")).await;
+            v.as_array()?.first().cloned()
+        }
+    })
+    .await
+    .expect("the policy's action waits for approval");
+    let incident = pending["incident_id"].as_i64().unwrap().to_string();
+    assert_eq!(running_state(name), "running");
+
+    // Evidence by a person.
+    let (ok, out) = vigil_cli(
+        &vigil.url,
+        &["evidence", name, "--incident", &incident, "--actor", "dana"],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("succeeded"), "{out}");
+    // Approve the held-back pause.
+    let aid = pending["id"].as_i64().unwrap().to_string();
+    let (ok, out) = vigil_cli(&vigil.url, &["approve", &aid, "--actor", "erin"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("succeeded"), "{out}");
+    assert_eq!(running_state(name), "paused");
+    // Approving again is refused with the server's reason, and a non-zero exit.
+    let (ok, out) = vigil_cli(&vigil.url, &["approve", &aid]);
+    assert!(!ok && out.contains("not awaiting approval"), "{out}");
+    // Kill by a person; a protected or unknown target fails with a reason.
+    let (ok, out) = vigil_cli(&vigil.url, &["kill", name, "--incident", &incident]);
+    assert!(ok, "{out}");
+    assert_eq!(running_state(name), "exited");
+    let (ok, out) = vigil_cli(
+        &vigil.url,
+        &["stop", "no-such-container", "--incident", &incident],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("failed") || out.contains("No such container"),
+        "{out}"
+    );
+    // The list shows every action with its actor.
+    let (ok, out) = vigil_cli(&vigil.url, &["list", "--incident", &incident]);
+    assert!(ok, "{out}");
+    for w in ["evidence", "pause", "kill", "dana", "policy:hold-back"] {
+        assert!(out.contains(w), "{w} missing from:\n{out}");
+    }
+    // The timeline records who did what.
+    let v = get_json(&format!("{}/api/v1/incidents/{incident}", vigil.url)).await;
+    let tl = v["timeline"].as_array().unwrap();
+    assert!(tl.iter().any(
+        |e| e["actor"] == "erin" && e["summary"].as_str().unwrap().contains("approved by erin")
+    ));
+    assert!(
+        tl.iter()
+            .any(|e| e["actor"] == "dana" && e["kind"] == "evidence")
+    );
+    remove_leftovers(&[name.to_string()], &[]);
+}
+
+fn running_state(name: &str) -> String {
+    let (_, out) = sh(&format!("docker inspect -f '{{{{.State.Status}}}}' {name}"));
+    out.trim().to_string()
+}
