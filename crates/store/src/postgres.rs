@@ -2,7 +2,10 @@
 //!
 //! A small pool of connections, each used by one request at a time; every write runs in its own
 //! transaction and returns after `COMMIT`, which PostgreSQL makes durable (`synchronous_commit`
-//! defaults to `on`). Documents are stored as `jsonb`.
+//! defaults to `on`). Alert upserts, the hot path, go through one writer task that does group
+//! commit like the SQLite backend: every upsert queued while the previous statement ran is merged
+//! into the next single `INSERT … SELECT FROM UNNEST(…) ON CONFLICT` statement. Documents are
+//! stored as `jsonb`.
 
 use crate::codec::{
     action_status_str, fingerprint, fp_key, from_doc, kind_str, nanos, severity_rank, to_doc,
@@ -13,7 +16,7 @@ use model::{
     StoreError, StoredAlert, TimelineEntry,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
@@ -33,6 +36,113 @@ pub struct PgStore {
     url: String,
     pool: Vec<Mutex<Option<Client>>>,
     next: AtomicUsize,
+    /// The alert writer task (group commit of upserts); stops when the store is dropped.
+    alert_writer: mpsc::UnboundedSender<AlertWrite>,
+}
+
+/// One alert row: fingerprint, incident id, starts, ends, updated (ns), JSON document.
+type AlertRow = (i64, Option<i64>, i64, Option<i64>, i64, String);
+
+/// An `upsert_alerts` call waiting for the alert writer.
+struct AlertWrite {
+    rows: Vec<AlertRow>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Most rows folded into one upsert statement.
+const MAX_GROUP_ROWS: usize = 10_000;
+
+/// The alert writer: takes every upsert queued while the previous statement ran and writes them
+/// all in one statement (one transaction, one WAL flush), then answers every waiter. If a merged
+/// statement fails, each request is retried alone so one bad request does not fail the others.
+async fn alert_writer(url: String, mut rx: mpsc::UnboundedReceiver<AlertWrite>) {
+    let mut client: Option<Client> = None;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let mut n = batch[0].rows.len();
+        while n < MAX_GROUP_ROWS {
+            match rx.try_recv() {
+                Ok(w) => {
+                    n += w.rows.len();
+                    batch.push(w);
+                }
+                Err(_) => break,
+            }
+        }
+        let all: Vec<&AlertRow> = batch.iter().flat_map(|w| w.rows.iter()).collect();
+        match upsert_rows(&url, &mut client, &all).await {
+            Ok(()) => {
+                for w in batch {
+                    let _ = w.reply.send(Ok(()));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                let _ = batch.pop().map(|w| w.reply.send(Err(e)));
+            }
+            Err(_) => {
+                for w in batch {
+                    let rows: Vec<&AlertRow> = w.rows.iter().collect();
+                    let r = upsert_rows(&url, &mut client, &rows).await;
+                    let _ = w.reply.send(r);
+                }
+            }
+        }
+    }
+}
+
+/// Upserts rows in one statement, with the result a sequence of single upserts would have: the
+/// last row of a fingerprint wins, except that a row without incident keeps the latest one given.
+async fn upsert_rows(
+    url: &str,
+    client: &mut Option<Client>,
+    rows: &[&AlertRow],
+) -> Result<(), StoreError> {
+    let mut index: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    let mut unique: Vec<&AlertRow> = Vec::with_capacity(rows.len());
+    let mut incident_ids: Vec<Option<i64>> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match index.get(&r.0) {
+            Some(&i) => {
+                incident_ids[i] = r.1.or(incident_ids[i]);
+                unique[i] = r;
+            }
+            None => {
+                index.insert(r.0, unique.len());
+                unique.push(r);
+                incident_ids.push(r.1);
+            }
+        }
+    }
+    let fps: Vec<i64> = unique.iter().map(|r| r.0).collect();
+    let starts: Vec<i64> = unique.iter().map(|r| r.2).collect();
+    let ends: Vec<Option<i64>> = unique.iter().map(|r| r.3).collect();
+    let updated: Vec<i64> = unique.iter().map(|r| r.4).collect();
+    let docs: Vec<&str> = unique.iter().map(|r| r.5.as_str()).collect();
+    if client.as_ref().is_none_or(Client::is_closed) {
+        *client = Some(connect(url).await.map_err(|e| match e {
+            StoreError::Config(m) => StoreError::Backend(m),
+            other => other,
+        })?);
+    }
+    let c = client
+        .as_ref()
+        .ok_or_else(|| StoreError::Backend("no connection".into()))?;
+    c.execute(
+        "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
+         SELECT f, i, s, e, u, d::jsonb
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
+              AS t(f, i, s, e, u, d)
+         ON CONFLICT (fingerprint) DO UPDATE SET
+             incident_id = COALESCE(excluded.incident_id, alerts.incident_id),
+             starts_at = excluded.starts_at,
+             ends_at = excluded.ends_at,
+             updated_at = excluded.updated_at,
+             doc = excluded.doc",
+        &[&fps, &incident_ids, &starts, &ends, &updated, &docs],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(())
 }
 
 async fn connect(url: &str) -> Result<Client, StoreError> {
@@ -58,10 +168,13 @@ impl PgStore {
         for _ in 1..POOL_SIZE {
             pool.push(Mutex::new(None));
         }
+        let (alert_writer, rx) = mpsc::unbounded_channel();
+        tokio::spawn(self::alert_writer(url.to_string(), rx));
         Ok(PgStore {
             url: url.to_string(),
             pool,
             next: AtomicUsize::new(0),
+            alert_writer,
         })
     }
 
@@ -223,41 +336,12 @@ impl Store for PgStore {
                 to_doc("alert", &a.alert)?,
             ));
         }
-        // One row per fingerprint: PostgreSQL refuses to touch a row twice in one statement, and
-        // the last occurrence is what a sequence of upserts would leave.
-        let mut seen = std::collections::HashSet::new();
-        let mut unique: Vec<_> = rows
-            .into_iter()
-            .rev()
-            .filter(|r| seen.insert(r.0))
-            .collect();
-        unique.reverse();
-        let fps: Vec<i64> = unique.iter().map(|r| r.0).collect();
-        let incident_ids: Vec<Option<i64>> = unique.iter().map(|r| r.1).collect();
-        let starts: Vec<i64> = unique.iter().map(|r| r.2).collect();
-        let ends: Vec<Option<i64>> = unique.iter().map(|r| r.3).collect();
-        let updated: Vec<i64> = unique.iter().map(|r| r.4).collect();
-        let docs: Vec<&str> = unique.iter().map(|r| r.5.as_str()).collect();
-        let g = self.client().await?;
-        let c = g
-            .as_ref()
-            .ok_or_else(|| StoreError::Backend("no connection".into()))?;
-        c.execute(
-            "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
-             SELECT f, i, s, e, u, d::jsonb
-             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
-                  AS t(f, i, s, e, u, d)
-             ON CONFLICT (fingerprint) DO UPDATE SET
-                 incident_id = COALESCE(excluded.incident_id, alerts.incident_id),
-                 starts_at = excluded.starts_at,
-                 ends_at = excluded.ends_at,
-                 updated_at = excluded.updated_at,
-                 doc = excluded.doc",
-            &[&fps, &incident_ids, &starts, &ends, &updated, &docs],
-        )
-        .await
-        .map_err(backend)?;
-        Ok(())
+        let (reply, rx) = oneshot::channel();
+        self.alert_writer
+            .send(AlertWrite { rows, reply })
+            .map_err(|_| StoreError::Backend("PostgreSQL alert writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("PostgreSQL alert writer has stopped".into()))?
     }
 
     async fn get_alert(&self, fp: Fingerprint) -> Result<Option<StoredAlert>, StoreError> {

@@ -157,6 +157,18 @@ async fn alerts(s: &dyn Store) {
         "{e}"
     );
     assert!(e.to_string().contains("000000000000002a"), "{e}");
+
+    // The same fingerprint twice in one batch, the later copy without incident: the incident the
+    // earlier copy gave stays, as a sequence of single upserts would leave it.
+    let d = alert("dup", "db:5432", t(40));
+    let mut d1 = d.clone();
+    d1.incident_id = Some(5);
+    let mut d2 = d.clone();
+    d2.alert.annotations.set("summary", "later");
+    s.upsert_alerts(&[d1, d2.clone()]).await.unwrap();
+    let got = s.get_alert(d.fingerprint).await.unwrap().unwrap();
+    assert_eq!(got.incident_id, Some(5));
+    assert_eq!(got.alert, d2.alert);
 }
 
 async fn incidents(s: &dyn Store) {
