@@ -1,7 +1,8 @@
 //! Correlation: which incident an alert joins, or whether it opens a new one.
 
 use crate::entity::{
-    Entity, EntityKind, Role, alert_assets, alert_entities, incident_entities, main_entity,
+    Entity, EntityKind, Role, alert_assets, alert_entities, incident_campaign_entities,
+    incident_entities, main_entity,
 };
 use model::{Incident, StoredAlert, Time, TimelineEntry, TimelineKind};
 use std::collections::BTreeSet;
@@ -226,6 +227,7 @@ impl Correlator {
             }
             let theirs: Vec<Entity> = incident_entities(&inc.assets)
                 .into_iter()
+                .chain(incident_campaign_entities(inc))
                 .filter(|e| self.config.kinds.contains(&e.kind))
                 .collect();
             let shared: Vec<Entity> = mine
@@ -397,6 +399,9 @@ pub fn open_incident(alert: &StoredAlert, now: Time) -> (Incident, Vec<TimelineE
     let mut inc = Incident::new(title, a.severity(), a.starts_at.min(now), now);
     inc.assets = alert_assets(&a.labels);
     inc.alerts.push(alert.fingerprint);
+    if !a.name().is_empty() {
+        inc.rules.insert(a.name().to_string());
+    }
     inc.drill = is_drill_alert(alert);
     let entry = detection_entry(0, alert, now, "; opened the incident");
     (inc, vec![entry])
@@ -411,6 +416,9 @@ pub fn attach(incident: &mut Incident, alert: &StoredAlert, now: Time) -> Vec<Ti
     let again = incident.alerts.contains(&alert.fingerprint);
     if !again {
         incident.alerts.push(alert.fingerprint);
+    }
+    if !a.name().is_empty() {
+        incident.rules.insert(a.name().to_string());
     }
     let sev = a.severity();
     if sev > incident.severity {

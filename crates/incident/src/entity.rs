@@ -256,7 +256,43 @@ pub fn alert_entities(labels: &Labels) -> Vec<Entity> {
     if let Some(inst) = labels.get("instance").filter(|i| !i.trim().is_empty()) {
         out.extend(instance_entities(inst));
     }
+    if let Some(name) = labels.get("alertname").filter(|n| !n.trim().is_empty()) {
+        let hosts: Vec<String> = out
+            .iter()
+            .filter(|e| e.kind == K::Host && e.role == Role::Location)
+            .map(|e| e.key.trim_start_matches("host=").to_string())
+            .collect();
+        for h in hosts {
+            out.push(campaign_entity(name, &h));
+        }
+    }
     dedup(out)
+}
+
+/// The same detection (`alertname`) repeated on the same host: `rule=<alertname>@<host>`, a
+/// subject. Container alerts on one host that come from the same rule within the window are one
+/// campaign (a payload script starting several miner containers), so they join one incident.
+pub fn campaign_entity(alertname: &str, host: &str) -> Entity {
+    Entity::new(
+        EntityKind::Host,
+        "rule",
+        &format!("{}@{}", alertname.trim(), host.trim().to_ascii_lowercase()),
+        Role::Subject,
+    )
+}
+
+/// The campaign entities of an incident: every rule that joined it on every host it touched.
+pub fn incident_campaign_entities(incident: &model::Incident) -> Vec<Entity> {
+    let mut out = Vec::new();
+    for h in &incident.assets.hosts {
+        if is_placeholder(h) || is_loopback(&h.trim().to_ascii_lowercase()) {
+            continue;
+        }
+        for r in &incident.rules {
+            out.push(campaign_entity(r, h));
+        }
+    }
+    out
 }
 
 fn instance_entities(inst: &str) -> Vec<Entity> {
@@ -520,6 +556,7 @@ mod tests {
                 "container_name=web",
                 "image=alpine:3.19",
                 "pod=default/kubecon",
+                "rule=Terminal shell in container@alpha",
                 "host=alpha@"
             ]
         );

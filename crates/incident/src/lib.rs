@@ -42,6 +42,7 @@
 //! | `instance` | `instance=<instance>` | subject |
 //! | host part of `instance` (`cadvisor:8080` → `cadvisor`) | `container_name=cadvisor` and `host=cadvisor` | subject |
 //! | `host`, `hostname` | `host=<lower case>` | subject if the alert names no container, image or pod; else location |
+//! | `alertname` with a location host | `rule=<alertname>@<host>` (incident side: every rule that joined × every host) | subject |
 //!
 //! Falco's placeholders (`host` as a container id/name, `<NA>`) and loopback names (`localhost`,
 //! `127.0.0.1`, `::1`) name nothing and produce no key.
@@ -51,7 +52,9 @@
 //! - a Falco alert about container `cadvisor` joins the incident of the Prometheus alert for
 //!   `instance="cadvisor:8080"` (`container_name=cadvisor` on both sides);
 //! - two alerts about different containers on the same host do **not** join through the host
-//!   (the host is only their location), but a host-level alert (`host=alpha`, no container) joins an
+//!   (the host is only their location), unless they come from the same rule: the same detection
+//!   repeated on one host within the window is one campaign (three miner containers started by
+//!   one payload script are one incident); but a host-level alert (`host=alpha`, no container) joins an
 //!   incident whose containers run on `alpha`, and a container alert joins a host-level incident;
 //! - a container named `alpha` and a host named `alpha` do not match each other (different
 //!   namespaces), but both match a target `alpha:9100`.
@@ -98,8 +101,9 @@ pub use correlate::{
     assign_incident_id, attach, human_duration, is_drill_alert, open_incident,
 };
 pub use entity::{
-    Entity, EntityKind, Role, alert_assets, alert_entities, incident_entities, instance_host,
-    main_entity, normalize_container_id, normalize_container_name, normalize_image,
+    Entity, EntityKind, Role, alert_assets, alert_entities, campaign_entity,
+    incident_campaign_entities, incident_entities, instance_host, main_entity,
+    normalize_container_id, normalize_container_name, normalize_image,
 };
 pub use lifecycle::{
     LifecycleError, add_note, assign_commander, edit_action_plan, edit_narrative,

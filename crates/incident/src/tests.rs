@@ -193,6 +193,54 @@ fn unrelated_containers_on_one_host_stay_apart() {
 }
 
 #[test]
+fn same_rule_on_one_host_is_one_campaign() {
+    let mut w = World::new(Correlator::default());
+    let images = [
+        "servethehome/monero_cpu_moneropool:latest",
+        "servethehome/monero_cpu_minergate:latest",
+        "servethehome/universal_cryptonight:latest",
+    ];
+    let ids = ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"];
+    for (i, (id, image)) in ids.iter().zip(images).enumerate() {
+        let a = falco(
+            "Cryptominer image",
+            id,
+            &format!("miner-{i}"),
+            image,
+            t(i as i64),
+        );
+        let (inc, entries) = w.feed(&a, t(i as i64));
+        assert_eq!(inc, 1, "miner {i} joined {inc}");
+        if i > 0 {
+            assert!(
+                entries[0].summary.contains("rule=Cryptominer image@alpha"),
+                "{}",
+                entries[0].summary
+            );
+        }
+    }
+    assert_eq!(w.get(1).assets.images.len(), 3);
+    assert_eq!(w.get(1).assets.containers.len(), 3);
+    // The same rule on another host is another incident.
+    let mut other = falco("Cryptominer image", "dddddddddddd", "m", images[0], t(4));
+    other.alert.labels.set("host", "beta");
+    other.fingerprint = other.alert.fingerprint();
+    assert_eq!(w.feed(&other, t(4)).0, 1, "shares the image");
+    let mut unrelated = falco("Cryptominer image", "eeeeeeeeeeee", "m2", "other/img", t(5));
+    unrelated.alert.labels.set("host", "beta");
+    unrelated.fingerprint = unrelated.alert.fingerprint();
+    assert_eq!(
+        w.feed(&unrelated, t(5)).0,
+        1,
+        "shares rule@beta with the previous one"
+    );
+    let mut fresh = falco("Cryptominer image", "ffffffffffff", "m3", "third/img", t(6));
+    fresh.alert.labels.set("host", "gamma");
+    fresh.fingerprint = fresh.alert.fingerprint();
+    assert_eq!(w.feed(&fresh, t(6)).0, 2, "nothing shared on gamma");
+}
+
+#[test]
 fn container_alert_joins_host_level_incident() {
     let mut w = World::new(Correlator::default());
     let h = alert(&[("alertname", "HighLoad"), ("hostname", "Alpha")], t(0));

@@ -240,6 +240,10 @@ pub struct Incident {
     /// Narrative fields of the report.
     #[serde(default)]
     pub narrative: Narrative,
+    /// Names (`alertname`) of the alerts that joined, so that the same detection repeated on the
+    /// same host (one campaign, e.g. three miner containers) correlates into one incident.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub rules: BTreeSet<String>,
 }
 
 /// Timing metrics of an incident, in seconds. See [`Incident::metrics`] for definitions.
@@ -275,6 +279,7 @@ impl Incident {
             assets: Assets::default(),
             alerts: Vec::new(),
             narrative: Narrative::default(),
+            rules: BTreeSet::new(),
         }
     }
 
