@@ -37,6 +37,17 @@ pub fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// Whether a Docker error says the container is not running (kill: 409, stop: 304).
+fn not_running(e: &bollard::errors::Error) -> bool {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => *status_code == 304 || (*status_code == 409 && message.contains("is not running")),
+        _ => false,
+    }
+}
+
 /// Connects to the local Docker daemon (`DOCKER_HOST` or `/var/run/docker.sock`) and negotiates
 /// the API version.
 pub async fn connect() -> Result<Docker, String> {
@@ -131,8 +142,12 @@ pub async fn kill(d: &Docker, id: &str, signal: &str) -> Result<String, String> 
     let opts = KillContainerOptions {
         signal: signal.to_string(),
     };
-    d.kill_container(id, Some(opts)).await.map_err(docker_err)?;
-    Ok(format!("sent {signal} to container {}", short(id)))
+    match d.kill_container(id, Some(opts)).await {
+        Ok(()) => Ok(format!("sent {signal} to container {}", short(id))),
+        // Already dead (e.g. its main process was killed): the goal is reached.
+        Err(e) if not_running(&e) => Ok(format!("container {} is not running", short(id))),
+        Err(e) => Err(docker_err(e)),
+    }
 }
 
 /// `docker stop -t`.
@@ -141,11 +156,14 @@ pub async fn stop(d: &Docker, id: &str, timeout: i32) -> Result<String, String> 
         t: Some(timeout),
         signal: None,
     };
-    d.stop_container(id, Some(opts)).await.map_err(docker_err)?;
-    Ok(format!(
-        "stopped container {} (timeout {timeout}s)",
-        short(id)
-    ))
+    match d.stop_container(id, Some(opts)).await {
+        Ok(()) => Ok(format!(
+            "stopped container {} (timeout {timeout}s)",
+            short(id)
+        )),
+        Err(e) if not_running(&e) => Ok(format!("container {} was already stopped", short(id))),
+        Err(e) => Err(docker_err(e)),
+    }
 }
 
 /// `docker pause`.

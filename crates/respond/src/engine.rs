@@ -510,9 +510,7 @@ impl Engine {
                     .target
                     .parse()
                     .map_err(|_| format!("target {:?} is not a pid", a.target))?;
-                if pid == self.inner.me.pid {
-                    return Err("refusing to act on Vigil itself".into());
-                }
+                crate::process::verify(pid, ctx.subject.pid_start, &self.inner.me)?;
                 Ok(Prepared::None)
             }
             "block_image" => {

@@ -37,6 +37,33 @@ pub fn process_start_time(pid: u32) -> std::io::Result<Time> {
     Ok(boot + chrono::Duration::microseconds((ticks as i64) * 1_000_000 / hz as i64))
 }
 
+/// Checks, without acting, that `pid` is not Vigil, not init, and still the process that started
+/// at `expected_start` (the guardrail run before [`kill_process`], which checks again).
+pub fn verify(pid: u32, expected_start: Option<Time>, me: &SelfIdentity) -> Result<(), String> {
+    if pid <= 1 {
+        return Err(format!("refusing to signal pid {pid}"));
+    }
+    if pid == me.pid {
+        return Err(format!("refusing to signal Vigil itself (pid {pid})"));
+    }
+    let expected = expected_start.ok_or_else(|| {
+        format!("refusing to signal pid {pid}: the alert carries no process start time to check against pid reuse")
+    })?;
+    let actual = process_start_time(pid).map_err(|e| format!("process {pid} is gone ({e})"))?;
+    check_start(pid, actual, expected)
+}
+
+fn check_start(pid: u32, actual: Time, expected: Time) -> Result<(), String> {
+    if (actual - expected).num_milliseconds().abs() > START_TIME_TOLERANCE_MS {
+        return Err(format!(
+            "refusing: pid {pid} was reused (started {} but the event's process started {})",
+            actual.to_rfc3339(),
+            expected.to_rfc3339()
+        ));
+    }
+    Ok(())
+}
+
 /// Sends `signal` to host process `pid` if it is still the process that started at
 /// `expected_start`. Refuses Vigil itself, pid 1, and a pid whose start time is unknown or
 /// differs. Returns a description of what was done.
@@ -60,14 +87,7 @@ pub fn kill_process(
     let fd =
         pidfd_open(p, PidfdFlags::empty()).map_err(|e| format!("process {pid} is gone ({e})"))?;
     let actual = process_start_time(pid).map_err(|e| format!("process {pid}: {e}"))?;
-    let diff = (actual - expected).num_milliseconds().abs();
-    if diff > START_TIME_TOLERANCE_MS {
-        return Err(format!(
-            "refusing: pid {pid} was reused (started {} but the event's process started {})",
-            actual.to_rfc3339(),
-            expected.to_rfc3339()
-        ));
-    }
+    check_start(pid, actual, expected)?;
     pidfd_send_signal(&fd, sig).map_err(|e| format!("signal pid {pid}: {e}"))?;
     Ok(format!("sent signal {signal} to pid {pid}"))
 }
