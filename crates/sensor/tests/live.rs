@@ -420,3 +420,67 @@ async fn docker_image_events() {
         .expect("image_untag event");
     assert_eq!(untag.source, model::EventSource::Docker);
 }
+
+const MEMFD_EXEC_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "child") == 0)
+        return 0;
+    int fd = memfd_create("vigil-payload", 0);
+    int src = open("/proc/self/exe", O_RDONLY);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(src, buf, sizeof buf)) > 0)
+        if (write(fd, buf, n) != n)
+            return 2;
+    char *args[] = {"vigil-memfd-child", "child", NULL};
+    char *env[] = {NULL};
+    fexecve(fd, args, env);
+    return 1;
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memfd_create_and_fileless_exec() {
+    if !can_run_ebpf() {
+        return;
+    }
+    let bin = match testkit::compile_static_c("vigil-memfd-exec", MEMFD_EXEC_C) {
+        Ok(b) => b,
+        Err(e) => {
+            testkit::skip(&format!("cannot compile the memfd test program: {e}"));
+            return;
+        }
+    };
+    let (_h, mut rx) = start(BackendChoice::Ebpf).await;
+    let st = Command::new(&bin).status().expect("runs");
+    assert!(st.success(), "fexecve worked: {st:?}");
+    let evs = collect(&mut rx, 3).await;
+    let memfd = evs
+        .iter()
+        .find(|e| {
+            e.kind == "memfd_create"
+                && e.args.get("name").map(String::as_str) == Some("vigil-payload")
+        })
+        .expect("memfd_create event");
+    assert!(memfd.res.is_some_and(|r| r >= 0));
+    let exec = evs
+        .iter()
+        .find(|e| {
+            e.kind.starts_with("execve")
+                && e.process
+                    .as_ref()
+                    .is_some_and(|p| p.exe == "vigil-memfd-child")
+        })
+        .expect("exec of the memfd");
+    let p = exec.process.as_ref().unwrap();
+    assert_eq!(exec.kind, "execveat", "glibc's fexecve uses execveat");
+    assert!(p.exe_from_memfd, "exe from memfd: {}", p.exepath);
+    assert_eq!(p.exepath, "/memfd:vigil-payload");
+    assert_eq!(p.args, vec!["child".to_string()]);
+    assert_eq!(p.pid, memfd.process.as_ref().unwrap().pid, "same process");
+}

@@ -272,6 +272,16 @@ static __always_inline u32 walk_path(char *buf, struct path *path, struct path *
 			break;
 		struct dentry *parent = BPF_CORE_READ(d, d_parent);
 		struct dentry *mroot = BPF_CORE_READ(vm, mnt_root);
+		if (d == parent && d != mroot) {
+			/* a pseudo file (memfd, anonymous): its name is all there is */
+			const unsigned char *pname = BPF_CORE_READ(d, d_name.name);
+			if (pos < PATH_MAX_LEN) {
+				long pn = bpf_probe_read_kernel_str(buf + (pos & (PATH_MAX_LEN - 1)), PREFIX_LEN, pname);
+				if (pn > 0)
+					pos += pn;
+			}
+			break;
+		}
 		if (d == mroot || d == parent) {
 			struct mount *mp = BPF_CORE_READ(m, mnt_parent);
 			if (mp == m || d != mroot)
