@@ -547,6 +547,19 @@ mod tests {
         assert!(m[0].actions.iter().any(|a| a.kind == "kill"));
         let benign = alert(&[("alertname", "Shell in container"), ("container_id", "abc")]);
         assert!(s.matching(&benign).is_empty());
+        // On the host, a miner binary is killed; a stratum URL in a command line is not.
+        let host_miner = alert(&[
+            ("alertname", "Cryptominer process executed"),
+            ("severity", "critical"),
+            ("tags", "host,process,cryptomining,T1496"),
+        ]);
+        assert_eq!(s.matching(&host_miner)[0].name, "cryptominer-host-process");
+        let host_url = alert(&[
+            ("alertname", "Cryptomining stratum URL in command line"),
+            ("severity", "critical"),
+            ("tags", "host,process,cryptomining,T1496"),
+        ]);
+        assert!(s.matching(&host_url).is_empty());
     }
 
     const FILE: &str = r#"

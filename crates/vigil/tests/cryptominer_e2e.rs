@@ -367,6 +367,40 @@ async fn cryptominer_exercise_is_detected_contained_and_recorded() {
         let (exists, _) = sh(&format!("docker image inspect {i} >/dev/null 2>&1"));
         assert!(!exists, "image {i} still exists");
     }
+    // The images are blocked: the same repository started again is killed at start.
+    build_images(&MINER_IMAGES[1..2], &gateway).unwrap();
+    let again = "vigil-e2e-miner-again";
+    remove_leftovers(&[again.to_string()], &[]);
+    let (ok, out) = sh(&format!("docker run -d --name {again} {}", MINER_IMAGES[1]));
+    assert!(ok, "{out}");
+    let again_id = out.trim().to_string();
+    let url = vigil.url.clone();
+    let blocked = eventually(20, || {
+        let url = url.clone();
+        let again_id = again_id.clone();
+        async move {
+            let actions = get_json(&format!("{url}/api/v1/actions")).await;
+            actions
+                .as_array()?
+                .iter()
+                .find(|a| {
+                    a["kind"] == "kill"
+                        && a["target"] == again_id.as_str()
+                        && a["params"]["reason"]
+                            .as_str()
+                            .is_some_and(|r| r.contains("blocked"))
+                        && a["status"] != "running"
+                        && a["status"] != "requested"
+                })
+                .cloned()
+        }
+    })
+    .await
+    .expect("a container from a blocked image is killed at start");
+    assert_eq!(blocked["status"], "succeeded", "{blocked:#}");
+    assert_ne!(running_state(again), "running");
+    remove_leftovers(&[again.to_string()], &[]);
+
     for f in &fulls {
         println!(
             "INC-{}: {} alerts, {} actions, {} evidence files, {} timeline entries; time to contain {}s",
