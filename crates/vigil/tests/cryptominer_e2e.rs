@@ -584,7 +584,16 @@ async fn bench_miner_container_to_gone() {
             .await;
         remove_leftovers(std::slice::from_ref(&name), &[&tag]);
     }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("cryptominer response benchmark: 20 × start a miner container → container killed");
+    println!(
+        "(debug build unless run with --release; load average {} on {} CPUs)",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("(detect = docker run issued → incident opened; decide = incident → first action;");
     println!(
         " evidence = pre-kill evidence collection; act = Docker kill call; total = docker run → killed)"
