@@ -743,3 +743,42 @@ fn running_state(name: &str) -> String {
     let (_, out) = sh(&format!("docker inspect -f '{{{{.State.Status}}}}' {name}"));
     out.trim().to_string()
 }
+
+/// `vigil respond check` names the bad place of a policy file and exits non-zero.
+#[test]
+fn respond_check_names_file_line_column() {
+    let dir = tempdir();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "policies:\n  - name: stop-web-shells\n    match:\n      labels: ['alertname=~\"Shell.*\"']\n    actions:\n      - kind: stop\n        params: {timeout: 5}\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "policies:\n  - name: oops\n    actions:\n      - kind: stop\n        params: {timeout: soon}\n",
+    )
+    .unwrap();
+    let out = Command::new(common::bin())
+        .args(["respond", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("stop-web-shells") && text.contains("cryptominer-containment"),
+        "{text}"
+    );
+    let out = Command::new(common::bin())
+        .args(["respond", "check"])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("{}:4:", bad.display())), "{err}");
+    assert!(err.contains("timeout"), "{err}");
+}
