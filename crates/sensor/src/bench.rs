@@ -77,6 +77,9 @@ pub struct StormResult {
     pub bpf_ns_per_run: f64,
     /// BPF program runs per storm operation (hooks hit, including filtered-out calls).
     pub bpf_runs_per_op: f64,
+    /// Time in the BPF programs per storm, in % of the storm's own CPU time without the
+    /// sensor: the kernel-side slowdown, independent of other load on the machine.
+    pub bpf_overhead_pct: f64,
 }
 
 /// The whole benchmark's result.
@@ -99,7 +102,7 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "{:<8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6} {:>6} {:>8} {:>8} {:>8} {:>11} {:>8} {:>8}",
+            "{:<8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6} {:>6} {:>8} {:>8} {:>8} {:>11} {:>8} {:>8} {:>8}",
             "storm",
             "ops",
             "base s",
@@ -113,12 +116,13 @@ impl fmt::Display for BenchReport {
             "max µs",
             "ev/cpu-s",
             "bpf ns",
-            "runs/op"
+            "runs/op",
+            "bpf cpu%"
         )?;
         for s in &self.storms {
             writeln!(
                 f,
-                "{:<8} {:>7} {:>8.3} {:>8.3} {:>8.1}% {:>9.0} {:>6} {:>6.1} {:>8.0} {:>8.0} {:>8.0} {:>11.0} {:>8.0} {:>8.1}",
+                "{:<8} {:>7} {:>8.3} {:>8.3} {:>8.1}% {:>9.0} {:>6} {:>6.1} {:>8.0} {:>8.0} {:>8.0} {:>11.0} {:>8.0} {:>8.1} {:>7.1}%",
                 s.storm,
                 s.ops,
                 s.base_secs,
@@ -132,7 +136,8 @@ impl fmt::Display for BenchReport {
                 s.max_us,
                 s.events_per_cpu_sec,
                 s.bpf_ns_per_run,
-                s.bpf_runs_per_op
+                s.bpf_runs_per_op,
+                s.bpf_overhead_pct
             )?;
         }
         Ok(())
@@ -171,6 +176,19 @@ fn run_worker(cmd: &[String], storm: &str, n: u32) -> Result<Duration, BenchErro
         .parse()
         .map_err(|e| BenchError::Worker(format!("worker output: {e}")))?;
     Ok(Duration::from_nanos(ns))
+}
+
+/// CPU time (user + system) of waited-for children and their descendants, seconds.
+#[allow(unsafe_code)]
+fn children_cpu_secs() -> f64 {
+    // SAFETY: rusage is plain data (zero is valid) and getrusage only writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// CPU time (user + system) of this process, seconds.
@@ -228,11 +246,20 @@ struct Round {
     bpf_runs: u64,
 }
 
-async fn worker(cmd: &[String], storm: &'static str, ops: u32) -> Result<Duration, BenchError> {
+/// Runs one storm; its duration and the CPU the storm's processes used.
+async fn worker(
+    cmd: &[String],
+    storm: &'static str,
+    ops: u32,
+) -> Result<(Duration, f64), BenchError> {
     let cmd = cmd.to_vec();
-    tokio::task::spawn_blocking(move || run_worker(&cmd, storm, ops))
-        .await
-        .map_err(|e| BenchError::Worker(e.to_string()))?
+    tokio::task::spawn_blocking(move || {
+        let c0 = children_cpu_secs();
+        let d = run_worker(&cmd, storm, ops)?;
+        Ok((d, children_cpu_secs() - c0))
+    })
+    .await
+    .map_err(|e| BenchError::Worker(e.to_string()))?
 }
 
 async fn sensor_round(
@@ -269,7 +296,7 @@ async fn sensor_round(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = h.stats();
     let cpu0 = self_cpu_secs();
-    let d = worker(&cfg.worker_cmd, storm, ops).await?;
+    let (d, _) = worker(&cfg.worker_cmd, storm, ops).await?;
     // Let the sensor drain what is in flight.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cpu1 = self_cpu_secs();
@@ -305,11 +332,14 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
             continue;
         }
         let mut base = Duration::MAX;
+        let mut base_cpu = f64::MAX;
         let mut with = Duration::MAX;
         let mut rounds = Vec::new();
         // Alternate without/with so that background load hits both alike.
         for _ in 0..cfg.rounds.max(1) {
-            base = base.min(worker(&cfg.worker_cmd, storm, ops).await?);
+            let (d, c) = worker(&cfg.worker_cmd, storm, ops).await?;
+            base = base.min(d);
+            base_cpu = base_cpu.min(c);
             let r = sensor_round(&cfg, storm, ops, &mut backend).await?;
             with = with.min(r.storm);
             rounds.push(r);
@@ -352,6 +382,11 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
                 0.0
             },
             bpf_runs_per_op: bpf_runs as f64 / (f64::from(ops) * rounds.len() as f64),
+            bpf_overhead_pct: if base_cpu > 0.0 && base_cpu < f64::MAX {
+                bpf_ns as f64 / rounds.len() as f64 / 1e9 / base_cpu * 100.0
+            } else {
+                0.0
+            },
         });
     }
     Ok(BenchReport {
