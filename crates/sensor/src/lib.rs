@@ -73,9 +73,11 @@ pub mod cgroup;
 mod docker;
 #[cfg(feature = "bpf")]
 mod ebpf;
+#[cfg_attr(not(feature = "bpf"), allow(dead_code))] // parts serve only the eBPF backend
 mod enrich;
 mod procconn;
 pub mod proctable;
+#[cfg_attr(not(feature = "bpf"), allow(dead_code))] // the ring-buffer decoder
 mod raw;
 
 pub use enrich::boot_ns;

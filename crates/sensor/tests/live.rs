@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 
 fn can_run_ebpf() -> bool {
+    if cfg!(not(feature = "bpf")) {
+        testkit::skip("vigil-sensor built without the `bpf` feature");
+        return false;
+    }
     if !testkit::is_root() {
         testkit::skip("the eBPF sensor needs root");
         return false;
