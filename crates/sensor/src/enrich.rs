@@ -309,7 +309,7 @@ impl Enricher {
                 unix_path,
                 fd,
             } => {
-                let accept = h.kind == kind::ACCEPT;
+                let accept = matches!(h.kind, kind::ACCEPT | kind::ACCEPT4);
                 let mut ev = self.base(&h, kind_name(h.kind));
                 let fdi = socket_fd(family, proto, local, remote, unix_path, accept);
                 ev.args.insert("fd".into(), fd.to_string());
@@ -330,7 +330,7 @@ impl Enricher {
                 let mut ev = self.base(&h, kind_name(h.kind));
                 let p1 = self.resolve(h.pid, dfd, &path);
                 match h.kind {
-                    kind::OPEN | kind::OPENAT | kind::OPENAT2 => {
+                    kind::OPEN | kind::OPENAT | kind::OPENAT2 | kind::CREAT => {
                         ev.args.insert("flags".into(), open_flags(flags));
                         if flags & 0o100 != 0 || flags & 0o20000000 != 0 {
                             ev.args.insert("mode".into(), format!("0{mode:o}"));

@@ -24,6 +24,8 @@ pub(crate) mod kind {
     pub const SETGID: u32 = 16;
     pub const PTRACE: u32 = 17;
     pub const MEMFD: u32 = 18;
+    pub const ACCEPT4: u32 = 19;
+    pub const CREAT: u32 = 20;
 }
 
 /// Event name (`evt.type`) of a record kind.
@@ -47,6 +49,8 @@ pub(crate) fn kind_name(k: u32) -> &'static str {
         kind::SETGID => "setgid",
         kind::PTRACE => "ptrace",
         kind::MEMFD => "memfd_create",
+        kind::ACCEPT4 => "accept4",
+        kind::CREAT => "creat",
         _ => "unknown",
     }
 }
@@ -275,7 +279,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
                 h,
             }
         }
-        kind::CONNECT | kind::ACCEPT => {
+        kind::CONNECT | kind::ACCEPT | kind::ACCEPT4 => {
             need(SOCK_LEN)?;
             let family = r.u16(b);
             let proto = r.u16(b + 2);
@@ -299,7 +303,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
                 h,
             }
         }
-        kind::OPEN..=kind::MEMFD => {
+        kind::OPEN..=kind::MEMFD | kind::CREAT => {
             need(FILE_LEN)?;
             Raw::File {
                 flags: r.u32(b),

@@ -289,7 +289,10 @@ async fn container_exec_open_connect_attributed() {
 
     let acc = evs
         .iter()
-        .find(|e| e.kind == "accept" && e.fd.as_ref().is_some_and(|f| f.sport == Some(port)))
+        .find(|e| {
+            matches!(e.kind.as_str(), "accept" | "accept4")
+                && e.fd.as_ref().is_some_and(|f| f.sport == Some(port))
+        })
         .expect("accept on the host listener");
     let afd = acc.fd.as_ref().unwrap();
     assert!(afd.local_is_server);
@@ -487,4 +490,31 @@ async fn memfd_create_and_fileless_exec() {
     assert_eq!(p.exepath, "/memfd:vigil-payload");
     assert_eq!(p.args, vec!["child".to_string()]);
     assert_eq!(p.pid, memfd.process.as_ref().unwrap().pid, "same process");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drops_are_counted() {
+    if !can_run_ebpf() {
+        return;
+    }
+    // A one-page ring buffer drained every 2 s and a consumer that never reads: both the
+    // kernel-side and the channel-side drops must show in the stats.
+    let h = Sensor::start(SensorConfig {
+        backend: BackendChoice::Ebpf,
+        ring_buffer_bytes: 4096,
+        channel_capacity: 1,
+        drain_interval: Duration::from_secs(2),
+        docker_socket: None,
+        ..Default::default()
+    })
+    .await
+    .expect("sensor starts");
+    for _ in 0..200 {
+        let _ = Command::new("/bin/true").status();
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let s = h.stats();
+    assert!(s.ring_drops > 0, "ring buffer overflow counted: {s:?}");
+    assert!(s.channel_drops > 0, "full channel counted: {s:?}");
+    assert!(s.events >= 1, "{s:?}");
 }

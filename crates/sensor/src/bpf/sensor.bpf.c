@@ -32,6 +32,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define K_SETGID 16
 #define K_PTRACE 17
 #define K_MEMFD 18
+#define K_ACCEPT4 19
+#define K_CREAT 20
 
 #define PATH_MAX_LEN 256
 #define CGROUP_NAME_LEN 96
@@ -524,6 +526,17 @@ int sys_exit_open(struct trace_event_raw_sys_exit *ctx)
 	return file_exit(ctx->ret, K_OPEN, 0, 0);
 }
 
+SEC("tracepoint/syscalls/sys_enter_creat")
+int sys_enter_creat(struct trace_event_raw_sys_enter *ctx)
+{
+	return open_enter(K_CREAT, -100, (const char *)ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, ctx->args[1]);
+}
+SEC("tracepoint/syscalls/sys_exit_creat")
+int sys_exit_creat(struct trace_event_raw_sys_exit *ctx)
+{
+	return file_exit(ctx->ret, K_CREAT, 0, 0);
+}
+
 SEC("tracepoint/syscalls/sys_enter_openat")
 int sys_enter_openat(struct trace_event_raw_sys_enter *ctx)
 {
@@ -832,7 +845,7 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-static __always_inline int accept_exit(long ret)
+static __always_inline int accept_exit(long ret, u32 kind)
 {
 	if (is_self() || ret < 0)
 		return 0;
@@ -847,7 +860,7 @@ static __always_inline int accept_exit(long ret)
 	if (!r)
 		return 0;
 	__builtin_memset(&r->family, 0, sizeof(*r) - sizeof(r->h));
-	fill_hdr(&r->h, K_ACCEPT, bpf_get_current_task_btf());
+	fill_hdr(&r->h, kind, bpf_get_current_task_btf());
 	r->h.res = ret;
 	r->family = family;
 	r->fd = ret;
@@ -859,10 +872,10 @@ static __always_inline int accept_exit(long ret)
 SEC("tracepoint/syscalls/sys_exit_accept")
 int sys_exit_accept(struct trace_event_raw_sys_exit *ctx)
 {
-	return accept_exit(ctx->ret);
+	return accept_exit(ctx->ret, K_ACCEPT);
 }
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int sys_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 {
-	return accept_exit(ctx->ret);
+	return accept_exit(ctx->ret, K_ACCEPT4);
 }
