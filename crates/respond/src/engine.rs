@@ -730,9 +730,8 @@ impl Engine {
     async fn collect_evidence(&self, ctx: &Ctx, a: &Action, cid: &str) -> Result<String, String> {
         let kinds = params::evidence_kinds(&a.params);
         let lines = u64_param(&a.params, "log_lines").unwrap_or(200);
-        let mut got = Vec::new();
-        let mut failed = Vec::new();
-        for kind in &kinds {
+        // Collected concurrently: before a kill, every millisecond the miner keeps running counts.
+        let futs = kinds.iter().map(|kind| async move {
             let res: Result<Evidence, String> = async {
                 let (bytes, ext) = match kind.as_str() {
                     "event" => {
@@ -779,6 +778,11 @@ impl Engine {
                     .await
             }
             .await;
+            (kind, res)
+        });
+        let mut got = Vec::new();
+        let mut failed = Vec::new();
+        for (kind, res) in futures::future::join_all(futs).await {
             match res {
                 Ok(e) => got.push(e),
                 Err(e) => failed.push(format!("{kind}: {e}")),
