@@ -201,6 +201,11 @@ impl DockerWatch {
         let mut args: BTreeMap<String, String> = attrs.into_iter().collect();
         args.insert("id".into(), id.clone());
         args.insert("action".into(), action.clone());
+        if let Some((_, cmd)) = action.split_once(": ")
+            && action.starts_with("exec_")
+        {
+            args.insert("cmd".into(), cmd.to_string());
+        }
         let base = action.split(':').next().unwrap_or("").trim();
         let container = if typ == "container" {
             match base {

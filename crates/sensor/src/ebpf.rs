@@ -25,6 +25,7 @@ pub(crate) struct EbpfConfig {
     pub use_v1_memcg: bool,
     pub prefixes: Vec<WatchPrefix>,
     pub drain_every: Duration,
+    pub nice: i32,
 }
 
 /// Outcome of loading, sent back to `Sensor::start` before the read loop runs.
@@ -42,6 +43,7 @@ pub(crate) fn run(
     ready: std::sync::mpsc::SyncSender<Ready>,
 ) {
     ensure_tracefs();
+    crate::raise_thread_priority(cfg.nice);
     let mut obj = MaybeUninit::uninit();
     let opened = SensorSkelBuilder::default().open(&mut obj);
     let mut open = match opened {

@@ -8,10 +8,14 @@
 //!   ring buffer: `execve`/`execveat` (argv, executable path, cwd, uid/gid, login uid, tty,
 //!   parent), process exit, `fork`/`vfork`/`clone`/`clone3` (new processes, not threads),
 //!   `connect` (TCP/UDP/unix, IPv4/IPv6, both ends, result) and `accept`/`accept4`,
-//!   `open`/`openat`/`openat2` (path, flags, mode, result), `unlink`/`unlinkat`,
+//!   `open`/`openat`/`openat2`/`creat` (path, flags, mode, result), `unlink`/`unlinkat`,
 //!   `rename`/`renameat`/`renameat2`, `setuid`, `setgid`, `ptrace` (attach, seize, traceme,
 //!   poke), `memfd_create`. Every record carries the kernel timestamp, the cgroup id and the
 //!   cgroup's name, so containers are attributed without a race with the process' exit.
+//!   Exec events also say whether the executable comes from a memfd (`proc.is_exe_from_memfd`)
+//!   or an overlayfs upper layer (`proc.is_exe_upper_layer`: written in the container).
+//!   The sensor's own process is not reported. Syscall tracepoints need tracefs; the sensor
+//!   mounts it on `/sys/kernel/tracing` when the host has not.
 //!
 //!   Opens, unlinks and renames are filtered in the kernel by [`WatchPrefix`]es
 //!   ([`default_watch_prefixes`]): reads only for sensitive files (`/etc/shadow`, `/root/.ssh/`,
@@ -62,6 +66,10 @@
 //! let stats = handle.stats(); // events/s, ring-buffer drops, channel drops, lost
 //! # let _ = stats; Ok(()) }
 //! ```
+//!
+//! Records are handed to user space in batches: the kernel wakes the reader once a batch is
+//! waiting, and the reader drains at least every [`SensorConfig::drain_interval`] (2 ms), which
+//! bounds the latency. The reader thread runs at [`SensorConfig::reader_nice`].
 //!
 //! The handle stops the sensor when dropped (or by [`SensorHandle::stop`]). Events the consumer
 //! does not take fast enough are dropped at the bounded channel and counted in
@@ -215,6 +223,9 @@ pub struct SensorConfig {
     /// Longest an event waits in the ring buffer (eBPF backend): the kernel wakes the reader
     /// only for batches, and the reader drains at least this often.
     pub drain_interval: Duration,
+    /// Nice value of the thread that reads the kernel (eBPF ring buffer or proc connector);
+    /// negative keeps event latency low when the host is busy. 0 leaves it unchanged.
+    pub reader_nice: i32,
 }
 
 impl Default for SensorConfig {
@@ -229,6 +240,7 @@ impl Default for SensorConfig {
             max_processes: 65_536,
             conn_scan_interval: Duration::from_secs(1),
             drain_interval: Duration::from_millis(2),
+            reader_nice: -5,
         }
     }
 }
@@ -477,6 +489,21 @@ impl Sensor {
 
 type Started = (Backend, std::thread::JoinHandle<()>);
 
+/// Sets the calling thread's nice value (best effort; needs CAP_SYS_NICE to go below 0).
+#[allow(unsafe_code)]
+pub(crate) fn raise_thread_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
+    // SAFETY: setpriority on our own thread id; failure only leaves the priority as it was.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
+    if rc != 0 {
+        tracing::debug!(nice, error = %std::io::Error::last_os_error(), "cannot change the sensor thread's priority");
+    }
+}
+
 fn start_proc(
     cfg: &SensorConfig,
     enr: Box<enrich::Enricher>,
@@ -486,9 +513,13 @@ fn start_proc(
     let conn = procconn::ProcConnector::open()?;
     let sh = shared.clone();
     let every = cfg.conn_scan_interval;
+    let nice = cfg.reader_nice;
     let t = std::thread::Builder::new()
         .name("vigil-sensor-proc".into())
-        .spawn(move || procconn::run(conn, enr, sh, mode, every))
+        .spawn(move || {
+            raise_thread_priority(nice);
+            procconn::run(conn, enr, sh, mode, every)
+        })
         .map_err(|e| SensorError::Thread(e.to_string()))?;
     Ok((Backend::Proc, t))
 }
@@ -506,6 +537,7 @@ async fn start_ebpf(
         use_v1_memcg: mode == cgroup::CgroupMode::V1,
         prefixes: cfg.watch_prefixes.clone(),
         drain_every: cfg.drain_interval.max(Duration::from_micros(100)),
+        nice: cfg.reader_nice,
     };
     let sh = shared.clone();
     let t = match std::thread::Builder::new()
