@@ -544,10 +544,9 @@ async fn bench_miner_container_to_gone() {
         Vec::new(),
         Vec::new(),
     );
-    for i in 0..20 {
+    for (i, tag) in tags.iter().enumerate() {
         // A fresh repository each round: the previous one is blocked (and would be killed by the
         // block list, not by detection).
-        let tag = &tags[i];
         let name = format!("vigil-bench-miner-{i}");
         remove_leftovers(std::slice::from_ref(&name), &[]);
         let t0 = now();
