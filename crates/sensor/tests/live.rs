@@ -518,3 +518,53 @@ async fn drops_are_counted() {
     assert!(s.channel_drops > 0, "full channel counted: {s:?}");
     assert!(s.events >= 1, "{s:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_exec_kill_die_events() {
+    if !can_run_ebpf() {
+        return;
+    }
+    if let Err(e) = testkit::ensure_dockerd() {
+        testkit::skip(&format!("no Docker daemon: {e}"));
+        return;
+    }
+    let image = "vigil-sensor-busybox:test";
+    if let Err(e) = testkit::busybox_image(image) {
+        testkit::skip(&format!("cannot build the busybox image: {e}"));
+        return;
+    }
+    let (_h, mut rx) = start(BackendChoice::Ebpf).await;
+    let name = format!("vigil-sensor-exec-{}", std::process::id());
+    let _ = docker(&["rm", "-f", &name]);
+    let id = docker(&["run", "-d", "--name", &name, image, "sleep", "30"]).expect("docker run");
+    docker(&["exec", &name, "cat", "/etc/hostname"]).expect("docker exec");
+    docker(&["kill", &name]).expect("docker kill");
+    let evs = collect(&mut rx, 4).await;
+    let _ = docker(&["rm", "-f", &name]);
+    let of_ctr = |kind: &str| {
+        evs.iter()
+            .find(|e| e.kind == kind && e.container.as_ref().is_some_and(|c| c.id == id))
+            .unwrap_or_else(|| panic!("{kind} event for the container"))
+    };
+    let ex = of_ctr("container_exec");
+    assert_eq!(
+        ex.args.get("cmd").map(String::as_str),
+        Some("cat /etc/hostname")
+    );
+    assert_eq!(ex.container.as_ref().unwrap().name, name);
+    of_ctr("container_kill");
+    let die = of_ctr("container_die");
+    assert_eq!(die.container.as_ref().unwrap().image, image);
+    let cat = evs
+        .iter()
+        .find(|e| {
+            e.kind == "execve"
+                && e.container.as_ref().is_some_and(|c| c.id == id)
+                && e.process.as_ref().is_some_and(|p| p.exe == "cat")
+        })
+        .expect("the exec'd process is attributed to the container");
+    assert_eq!(
+        cat.process.as_ref().unwrap().args,
+        vec!["/etc/hostname".to_string()]
+    );
+}
