@@ -703,3 +703,104 @@ async fn people_act_quarantine_redeploy_evidence_export_stop() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn restart_pause_remove_and_global_dry_run() {
+    let Some(env) = env().await else { return };
+    let img = "vigil-respond-test/misc:latest";
+    image(img);
+    let d = &env.docker;
+    let inc = incident(&env.store).await;
+
+    // Global dry run: nothing happens, everything is recorded.
+    let dry = engine(&env, PolicySet::builtin(), GuardConfig::default(), true);
+    let id = start(d, img, "vigil-respond-misc-1", &[]).await;
+    let out = dry
+        .handle_alert(&inc, &miner_alert(&id, "vigil-respond-misc-1", img))
+        .await;
+    assert!(!out[0].actions.is_empty());
+    assert!(
+        out[0]
+            .actions
+            .iter()
+            .all(|a| a.status == ActionStatus::DryRun)
+    );
+    assert!(!out[0].contained);
+    assert_eq!(running(d, &id).await, Some(true));
+    assert!(d.inspect_image(img).await.is_ok());
+    let tl = env.store.timeline(inc.id).await.unwrap();
+    assert!(
+        tl.iter()
+            .any(|e| e.summary.starts_with("dry run: would kill container"))
+    );
+    let a = dry
+        .request(inc.id, "kill", &id, serde_json::json!({}), "frank")
+        .await
+        .unwrap();
+    assert_eq!(a.status, ActionStatus::DryRun);
+    assert_eq!(running(d, &id).await, Some(true));
+
+    let eng = engine(&env, PolicySet::builtin(), GuardConfig::default(), false);
+    let started_before = d
+        .inspect_container(&id, None)
+        .await
+        .unwrap()
+        .state
+        .unwrap()
+        .started_at;
+    let a = eng
+        .request(
+            inc.id,
+            "restart",
+            &id,
+            serde_json::json!({"timeout": 1}),
+            "frank",
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, ActionStatus::Succeeded, "{a:?}");
+    let state = d.inspect_container(&id, None).await.unwrap().state.unwrap();
+    assert_eq!(state.running, Some(true));
+    assert_ne!(state.started_at, started_before);
+    let a = eng
+        .request(inc.id, "pause", &id, serde_json::json!({}), "frank")
+        .await
+        .unwrap();
+    assert_eq!(a.status, ActionStatus::Succeeded);
+    let state = d.inspect_container(&id, None).await.unwrap().state.unwrap();
+    assert_eq!(state.paused, Some(true));
+    let a = eng
+        .request(inc.id, "unpause", &id, serde_json::json!({}), "frank")
+        .await
+        .unwrap();
+    assert_eq!(a.status, ActionStatus::Succeeded);
+    let a = eng
+        .request(
+            inc.id,
+            "remove",
+            &id,
+            serde_json::json!({"force": true}),
+            "frank",
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, ActionStatus::Succeeded);
+    assert_eq!(running(d, &id).await, None);
+    // Acting on a container that no longer exists is refused with Docker's reason.
+    let a = eng
+        .request(inc.id, "kill", &id, serde_json::json!({}), "frank")
+        .await
+        .unwrap();
+    assert_eq!(a.status, ActionStatus::Refused);
+    assert!(
+        a.error.as_deref().unwrap().contains("No such container"),
+        "{a:?}"
+    );
+    let _ = d
+        .remove_image(
+            img,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+}
