@@ -100,6 +100,15 @@ impl DockerWatch {
         }
     }
 
+    /// Remembers for a while that `id` has no metadata (lookup failed or took too long).
+    pub(crate) fn mark_missing(&self, id: &str) {
+        if let Ok(mut c) = self.cache.lock()
+            && !matches!(c.map.get(id), Some(Entry::Found(_)))
+        {
+            c.map.insert(id.to_string(), Entry::Missing(Instant::now()));
+        }
+    }
+
     /// Inspects container `id` (and its image) and caches the result.
     pub(crate) async fn inspect(&self, id: &str) -> Option<ContainerInfo> {
         let r = self.client.inspect_container(id, None).await;

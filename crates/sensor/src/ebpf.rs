@@ -94,16 +94,13 @@ pub(crate) fn run(
     // Should the ring buffer fail after the callback borrowed `enr`, the fallback gets a fresh
     // enricher (the process table reloads from /proc on demand).
     let spare = enr.spare();
+    let enr = std::cell::RefCell::new(enr);
     let mut rb = RingBufferBuilder::new();
     let shared_cb = shared.clone();
-    let enr_ref = &mut enr;
+    let enr_ref = &enr;
     let added = rb.add(&sk.maps.events, move |data: &[u8]| {
         match raw::decode(data) {
-            Ok(r) => {
-                if let Some(ev) = enr_ref.enrich(r) {
-                    shared_cb.emit(ev);
-                }
-            }
+            Ok(r) => enr_ref.borrow_mut().handle(r, &mut |ev| shared_cb.emit(ev)),
             Err(e) => {
                 shared_cb.decode_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(error = %e, "undecodable ring buffer record");
@@ -137,6 +134,7 @@ pub(crate) fn run(
         // Records are submitted without a wakeup until a batch is waiting; drain at least every
         // `drain_every` so an event is never held longer.
         let r = rb.poll(cfg.drain_every).and_then(|()| rb.consume());
+        enr.borrow_mut().flush(&mut |ev| shared.emit(ev));
         if let Err(e) = r
             && !shared.stop.load(Ordering::Relaxed)
         {

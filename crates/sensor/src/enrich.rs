@@ -6,9 +6,14 @@ use crate::docker::{Cached, DockerWatch};
 use crate::proctable::{ProcEntry, ProcTable};
 use crate::raw::{Header, Raw, kind, kind_name};
 use model::{ContainerInfo, Event, EventSource, FdInfo, ProcessInfo, UserInfo};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Longest an event of a container waits for that container's metadata.
+const HOLD_MAX: Duration = Duration::from_secs(1);
+/// Most events held per container while its metadata is looked up.
+const HOLD_CAP: usize = 4096;
 
 /// Ancestors kept on each event (`proc.aname[1..=N]`).
 const MAX_ANCESTORS: usize = 8;
@@ -61,6 +66,12 @@ pub(crate) struct Enricher {
     offset: i64,
     hostname: String,
     users: HashMap<u32, String>,
+    /// Events of containers whose metadata is being looked up, in arrival order.
+    held: HashMap<String, (Instant, Vec<Event>)>,
+    /// Containers with a `docker inspect` under way.
+    in_flight: HashSet<String>,
+    /// Set by `container_info` when the last lookup went asynchronous.
+    last_pending: bool,
 }
 
 impl Enricher {
@@ -79,6 +90,9 @@ impl Enricher {
             offset: boot_to_wall_offset(),
             hostname: hostname(),
             users: read_passwd(),
+            held: HashMap::new(),
+            in_flight: HashSet::new(),
+            last_pending: false,
         }
     }
 
@@ -119,7 +133,9 @@ impl Enricher {
         id
     }
 
-    /// Metadata for container `id`: cache, else a blocking `docker inspect` (bounded wait).
+    /// Metadata for container `id` from the cache; on a miss, starts a `docker inspect` in the
+    /// background, returns the bare id and sets `last_pending` (the event is then held by
+    /// [`Enricher::handle`] until the metadata arrives, at most [`HOLD_MAX`]).
     pub(crate) fn container_info(&mut self, id: &str) -> ContainerInfo {
         let bare = ContainerInfo {
             id: id.to_string(),
@@ -133,12 +149,82 @@ impl Enricher {
             Cached::Negative => bare,
             Cached::Miss => {
                 let Some(rt) = &self.rt else { return bare };
-                let d = d.clone();
-                let id2 = id.to_string();
-                let r = rt.block_on(async move {
-                    tokio::time::timeout(Duration::from_secs(2), d.inspect(&id2)).await
-                });
-                r.ok().flatten().unwrap_or(bare)
+                if self.in_flight.insert(id.to_string()) {
+                    let d = d.clone();
+                    let id2 = id.to_string();
+                    rt.spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), d.inspect(&id2)).await;
+                    });
+                }
+                self.last_pending = true;
+                bare
+            }
+        }
+    }
+
+    /// Enriches `raw` and hands the event to `emit`, holding it back while its container's
+    /// metadata is being fetched (events of that container keep their order).
+    pub(crate) fn handle(&mut self, raw: Raw, emit: &mut dyn FnMut(Event)) {
+        self.last_pending = false;
+        let Some(ev) = self.enrich(raw) else { return };
+        let held_id = ev
+            .container
+            .as_ref()
+            .filter(|c| self.last_pending || self.held.contains_key(&c.id))
+            .map(|c| c.id.clone());
+        match held_id {
+            Some(id) => {
+                let slot = self
+                    .held
+                    .entry(id)
+                    .or_insert_with(|| (Instant::now(), Vec::new()));
+                if slot.1.len() < HOLD_CAP {
+                    slot.1.push(ev);
+                } else {
+                    emit(ev);
+                }
+            }
+            None => emit(ev),
+        }
+    }
+
+    /// Releases held events whose container metadata arrived (filled in) or took too long
+    /// (sent with the bare id).
+    pub(crate) fn flush(&mut self, emit: &mut dyn FnMut(Event)) {
+        if self.held.is_empty() {
+            return;
+        }
+        let Some(d) = self.docker.clone() else {
+            for (_, (_, evs)) in self.held.drain() {
+                evs.into_iter().for_each(&mut *emit);
+            }
+            return;
+        };
+        let ids: Vec<String> = self.held.keys().cloned().collect();
+        for id in ids {
+            let info = match d.cached(&id) {
+                Cached::Hit(i) => Some(*i),
+                Cached::Negative => None,
+                Cached::Miss => {
+                    let waited = self
+                        .held
+                        .get(&id)
+                        .is_some_and(|h| h.0.elapsed() >= HOLD_MAX);
+                    if !waited {
+                        continue;
+                    }
+                    d.mark_missing(&id);
+                    None
+                }
+            };
+            self.in_flight.remove(&id);
+            if let Some((_, evs)) = self.held.remove(&id) {
+                for mut ev in evs {
+                    if let Some(i) = &info {
+                        ev.container = Some(i.clone());
+                    }
+                    emit(ev);
+                }
             }
         }
     }

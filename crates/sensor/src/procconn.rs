@@ -276,10 +276,8 @@ pub(crate) fn run(
             Ok(n) => {
                 for (ts, ev) in parse(&buf[..n]) {
                     let ts = (ts as i64 + mono_to_boot).max(0) as u64;
-                    if let Some(raw) = to_raw(&mut enr, ev, ts, mode)
-                        && let Some(e) = enr.enrich(raw)
-                    {
-                        shared.emit(e);
+                    if let Some(raw) = to_raw(&mut enr, ev, ts, mode) {
+                        enr.handle(raw, &mut |e| shared.emit(e));
                     }
                 }
             }
@@ -291,12 +289,11 @@ pub(crate) fn run(
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+        enr.flush(&mut |e| shared.emit(e));
         if last_scan.elapsed() >= scan_every {
             last_scan = Instant::now();
             for raw in scanner.scan() {
-                if let Some(e) = enr.enrich(raw) {
-                    shared.emit(e);
-                }
+                enr.handle(raw, &mut |e| shared.emit(e));
             }
         }
     }

@@ -568,3 +568,54 @@ async fn docker_exec_kill_die_events() {
         vec!["/etc/hostname".to_string()]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_filled_without_docker_events() {
+    if !can_run_ebpf() {
+        return;
+    }
+    if let Err(e) = testkit::ensure_dockerd() {
+        testkit::skip(&format!("no Docker daemon: {e}"));
+        return;
+    }
+    let image = "vigil-sensor-busybox:test";
+    if let Err(e) = testkit::busybox_image(image) {
+        testkit::skip(&format!("cannot build the busybox image: {e}"));
+        return;
+    }
+    // No Docker event stream: the first events of the container find a cold cache, are held
+    // while `docker inspect` runs in the background, and leave with the metadata filled in.
+    let mut h = Sensor::start(SensorConfig {
+        backend: BackendChoice::Ebpf,
+        docker_events: false,
+        ..Default::default()
+    })
+    .await
+    .expect("sensor starts");
+    let mut rx = h.take_events().expect("events");
+    let name = format!("vigil-sensor-cold-{}", std::process::id());
+    let _ = docker(&["rm", "-f", &name]);
+    let id = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        image,
+        "sh",
+        "-c",
+        "cat /etc/hostname; sleep 1",
+    ])
+    .expect("docker run");
+    let cat = wait_for(&mut rx, 10, |e| {
+        e.kind == "execve"
+            && e.container.as_ref().is_some_and(|c| c.id == id)
+            && e.process.as_ref().is_some_and(|p| p.exe == "cat")
+    })
+    .await;
+    let _ = docker(&["rm", "-f", &name]);
+    let cat = cat.expect("execve of cat in the container");
+    let c = cat.container.unwrap();
+    assert_eq!(c.name, name);
+    assert_eq!(c.image, image);
+    assert!(c.image_id.starts_with("sha256:"), "{}", c.image_id);
+}
