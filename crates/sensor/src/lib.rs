@@ -47,7 +47,9 @@
 //! id, for Docker (cgroupfs and systemd drivers), containerd/CRI, CRI-O, Podman and kubepods
 //! layouts (see [`cgroup`]). Metadata (name, image, image id and digest, labels, Kubernetes pod
 //! and namespace from `io.kubernetes.*` labels, privileged, start time) comes from the Docker
-//! Engine API and is cached; Docker's own events refresh the cache and are delivered as events
+//! Engine API and is cached. The reader never waits for Docker: on a cache miss `docker inspect`
+//! runs in the background and that container's events are held back (in order, at most 1 s)
+//! until the metadata arrives. Docker's own events refresh the cache and are delivered as events
 //! with `source = docker` (`container_create`, `container_start`, `container_exec`,
 //! `container_die`, `container_kill`, `container_oom`, `image_pull`, `image_tag`,
 //! `image_delete`, …) with the container filled in.
