@@ -323,6 +323,14 @@ async fn default_policy_contains_miner_with_evidence_and_blocks_image() {
     cleanup(d, &[&id2, &id3]).await;
     let _ = d
         .remove_image(
+            img3,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+
+    let _ = d
+        .remove_image(
             img2,
             None::<bollard::query_parameters::RemoveImageOptions>,
             None,
@@ -480,6 +488,13 @@ async fn guardrails_dry_run_protection_changed_target_rate_limit() {
     assert_eq!(running(d, &id).await, Some(true));
 
     cleanup(d, &[&id, &p1, &p2, &k1, &k2, &k3]).await;
+    let _ = d
+        .remove_image(
+            img,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -556,6 +571,13 @@ async fn approval_waits_then_runs_rest_and_deny_cancels() {
         Err(respond::EngineError::NotFound { .. })
     ));
     cleanup(d, &[&id, &id2]).await;
+    let _ = d
+        .remove_image(
+            img,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
 }
 
 #[tokio::test]
