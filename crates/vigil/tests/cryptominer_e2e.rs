@@ -776,7 +776,7 @@ async fn respond_cli_acts_and_approves_through_the_api() {
         tl.iter()
             .any(|e| e["actor"] == "dana" && e["kind"] == "evidence")
     );
-    remove_leftovers(&[name.to_string()], &[]);
+    remove_leftovers(&[name.to_string()], &[img]);
 }
 
 fn running_state(name: &str) -> String {
