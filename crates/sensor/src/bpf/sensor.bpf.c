@@ -211,21 +211,24 @@ static __always_inline bool is_self(void)
 	return self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid;
 }
 
+// The header is always about the current task. Fields are read with direct (BTF, CO-RE
+// relocated) loads where the verifier allows it: much cheaper than bpf_probe_read calls.
 static __always_inline struct cgroup *task_cgroup(struct task_struct *t)
 {
 	if (use_v1_memcg && bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id)) {
 		int id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-		return BPF_CORE_READ(t, cgroups, subsys[id], cgroup);
+		struct cgroup_subsys_state *css = t->cgroups->subsys[id & 15];
+		return css ? css->cgroup : 0;
 	}
-	return BPF_CORE_READ(t, cgroups, dfl_cgrp);
+	return t->cgroups->dfl_cgrp;
 }
 
 static __always_inline u32 task_vpid(struct task_struct *t)
 {
-	struct pid *p = BPF_CORE_READ(t, group_leader, thread_pid);
+	struct pid *p = t->group_leader->thread_pid;
 	if (!p)
 		return 0;
-	u32 level = BPF_CORE_READ(p, level);
+	u32 level = p->level;
 	u32 off = bpf_core_field_offset(struct pid, numbers);
 	u32 sz = bpf_core_type_size(struct upid);
 	u32 nroff = bpf_core_field_offset(struct upid, nr);
@@ -236,26 +239,28 @@ static __always_inline u32 task_vpid(struct task_struct *t)
 
 static __always_inline void fill_hdr(struct hdr *h, u32 kind, struct task_struct *t)
 {
+	u64 pt = bpf_get_current_pid_tgid();
+	u64 ug = bpf_get_current_uid_gid();
 	h->kind = kind;
-	h->pid = BPF_CORE_READ(t, tgid);
-	h->tid = BPF_CORE_READ(t, pid);
-	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	h->pid = pt >> 32;
+	h->tid = (u32)pt;
+	h->ppid = t->real_parent->tgid;
 	h->vpid = task_vpid(t);
-	h->uid = BPF_CORE_READ(t, cred, uid.val);
-	h->gid = BPF_CORE_READ(t, cred, gid.val);
+	h->uid = (u32)ug;
+	h->gid = ug >> 32;
 	if (bpf_core_field_exists(t->loginuid))
-		h->loginuid = BPF_CORE_READ(t, loginuid.val);
+		h->loginuid = t->loginuid.val;
 	else
 		h->loginuid = (u32)-1;
 	h->ts = bpf_ktime_get_boot_ns();
 	h->res = 0;
-	h->start_time = BPF_CORE_READ(t, start_boottime);
-	BPF_CORE_READ_STR_INTO(&h->comm, t, comm);
+	h->start_time = t->start_boottime;
+	bpf_get_current_comm(&h->comm, sizeof(h->comm));
 	struct cgroup *cg = task_cgroup(t);
-	struct kernfs_node *kn = BPF_CORE_READ(cg, kn);
-	h->cgroup_id = BPF_CORE_READ(kn, id);
-	const char *name = BPF_CORE_READ(kn, name);
-	if (bpf_probe_read_kernel_str(h->cgroup, sizeof(h->cgroup), name) < 0)
+	struct kernfs_node *kn = cg ? cg->kn : 0;
+	h->cgroup_id = kn ? kn->id : 0;
+	const char *name = kn ? kn->name : 0;
+	if (!name || bpf_probe_read_kernel_str(h->cgroup, sizeof(h->cgroup), name) < 0)
 		h->cgroup[0] = 0;
 }
 
