@@ -2,7 +2,10 @@
 //! engine's containment → the incident marked contained; the API's action endpoints → the engine.
 
 use crate::{App, AppError, ResponseError, ResponseHandle};
-use model::{Action, AlertState, IncidentStatus};
+use model::{
+    Action, ActionStatus, AlertQuery, AlertState, Evidence, Fingerprint, Incident, IncidentQuery,
+    IncidentStatus, Store, StoreError, StoredAlert, TimelineEntry,
+};
 use respond::{Engine, EngineConfig, EngineError, IncidentHook, PolicySet};
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
@@ -36,7 +39,7 @@ pub(crate) async fn start(app: &App) -> Result<Engine, AppError> {
             guardrails: Default::default(),
         },
         policies,
-        app.store(),
+        Arc::new(AppStore(app.clone())),
     )
     .await
     .map_err(|e| AppError::Unavailable(e.to_string()))?;
@@ -148,5 +151,78 @@ impl ResponseHandle for Handle {
 
     async fn deny(&self, action_id: i64, by: &str) -> Result<Action, ResponseError> {
         self.0.deny(action_id, by).await.map_err(map_err)
+    }
+}
+
+/// The store as the engine sees it: timeline entries go through [`App::append_timeline`], so
+/// they are serialized with every other incident mutation; everything else goes to the store.
+struct AppStore(App);
+
+#[async_trait::async_trait]
+impl Store for AppStore {
+    async fn upsert_alerts(&self, alerts: &[StoredAlert]) -> Result<(), StoreError> {
+        self.0.store().upsert_alerts(alerts).await
+    }
+    async fn get_alert(&self, fingerprint: Fingerprint) -> Result<Option<StoredAlert>, StoreError> {
+        self.0.store().get_alert(fingerprint).await
+    }
+    async fn list_alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
+        self.0.store().list_alerts(query).await
+    }
+    async fn set_alert_incident(
+        &self,
+        fingerprint: Fingerprint,
+        incident_id: i64,
+    ) -> Result<(), StoreError> {
+        self.0
+            .store()
+            .set_alert_incident(fingerprint, incident_id)
+            .await
+    }
+    async fn create_incident(&self, incident: &Incident) -> Result<Incident, StoreError> {
+        self.0.store().create_incident(incident).await
+    }
+    async fn update_incident(&self, incident: &Incident) -> Result<(), StoreError> {
+        self.0.store().update_incident(incident).await
+    }
+    async fn get_incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        self.0.store().get_incident(id).await
+    }
+    async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        self.0.store().list_incidents(query).await
+    }
+    async fn append_timeline(
+        &self,
+        entries: &[TimelineEntry],
+    ) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.0
+            .append_timeline(entries.to_vec())
+            .await
+            .map_err(|e| match e {
+                AppError::Store(s) => s,
+                other => StoreError::Backend(other.to_string()),
+            })
+    }
+    async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.0.store().timeline(incident_id).await
+    }
+    async fn save_action(&self, action: &Action) -> Result<Action, StoreError> {
+        self.0.store().save_action(action).await
+    }
+    async fn get_action(&self, id: i64) -> Result<Option<Action>, StoreError> {
+        self.0.store().get_action(id).await
+    }
+    async fn list_actions(
+        &self,
+        incident_id: Option<i64>,
+        status: Option<ActionStatus>,
+    ) -> Result<Vec<Action>, StoreError> {
+        self.0.store().list_actions(incident_id, status).await
+    }
+    async fn add_evidence(&self, evidence: &Evidence) -> Result<Evidence, StoreError> {
+        self.0.store().add_evidence(evidence).await
+    }
+    async fn list_evidence(&self, incident_id: i64) -> Result<Vec<Evidence>, StoreError> {
+        self.0.store().list_evidence(incident_id).await
     }
 }
