@@ -66,6 +66,8 @@ pub(crate) struct Enricher {
     offset: i64,
     hostname: String,
     users: HashMap<u32, String>,
+    /// User names inside each container (its own `/etc/passwd`).
+    container_users: HashMap<String, HashMap<u32, String>>,
     /// Events of containers whose metadata is being looked up, in arrival order.
     held: HashMap<String, (Instant, Vec<Event>)>,
     /// Containers with a `docker inspect` under way.
@@ -89,7 +91,8 @@ impl Enricher {
             rt,
             offset: boot_to_wall_offset(),
             hostname: hostname(),
-            users: read_passwd(),
+            users: read_passwd("/etc/passwd"),
+            container_users: HashMap::new(),
             held: HashMap::new(),
             in_flight: HashSet::new(),
             last_pending: false,
@@ -229,11 +232,30 @@ impl Enricher {
         }
     }
 
-    fn user(&self, uid: u32, loginuid: u32) -> UserInfo {
+    /// User names of the container `id`, from `/proc/<pid>/root/etc/passwd` (cached).
+    fn users_of(&mut self, id: &str, pid: u32) -> &HashMap<u32, String> {
+        if !self.container_users.contains_key(id) {
+            if self.container_users.len() > 1024 {
+                self.container_users.clear();
+            }
+            let m = read_passwd(&format!("/proc/{pid}/root/etc/passwd"));
+            self.container_users.insert(id.to_string(), m);
+        }
+        &self.container_users[id]
+    }
+
+    /// `user.*`: the name from the container's own passwd file for container processes (the
+    /// login user is a host user).
+    fn user(&mut self, uid: u32, loginuid: u32, container: Option<&str>, pid: u32) -> UserInfo {
+        let uname = match container {
+            Some(id) => self.users_of(id, pid).get(&uid).cloned(),
+            None => self.users.get(&uid).cloned(),
+        }
+        .unwrap_or_default();
         let name = |u: u32| self.users.get(&u).cloned().unwrap_or_default();
         UserInfo {
             uid,
-            name: name(uid),
+            name: uname,
             loginuid: if loginuid == u32::MAX {
                 -1
             } else {
@@ -247,7 +269,7 @@ impl Enricher {
         }
     }
 
-    fn process_info(&mut self, h: &Header) -> ProcessInfo {
+    fn process_info(&mut self, h: &Header, container: Option<&str>) -> ProcessInfo {
         if let Some(e) = self.procs.get_or_load(h.pid)
             && e.ppid != h.ppid
             && h.ppid != 0
@@ -286,7 +308,7 @@ impl Enricher {
             exe_upper_layer: e.exe_upper_layer,
             exe_writable: false,
             exe_from_memfd: e.exepath.contains("memfd:"),
-            user: self.user(h.uid, h.loginuid),
+            user: self.user(h.uid, h.loginuid, container, h.pid),
             gid: h.gid,
             group: if h.gid == 0 {
                 "root".into()
@@ -298,7 +320,9 @@ impl Enricher {
     }
 
     fn base(&mut self, h: &Header, kind: &str) -> Event {
-        let container = self.container_id(h).map(|id| self.container_info(&id));
+        let cid = self.container_id(h);
+        let container = cid.as_deref().map(|id| self.container_info(id));
+        let process = Some(self.process_info(h, cid.as_deref()));
         Event {
             ts: self.wall(h.ts),
             source: EventSource::Syscall,
@@ -306,7 +330,7 @@ impl Enricher {
             hostname: self.hostname.clone(),
             res: Some(h.res),
             args: BTreeMap::new(),
-            process: Some(self.process_info(h)),
+            process,
             fd: None,
             container,
         }
@@ -570,8 +594,9 @@ fn ptrace_request(r: u64) -> String {
     }
 }
 
-fn read_passwd() -> HashMap<u32, String> {
-    let mut m: HashMap<u32, String> = std::fs::read_to_string("/etc/passwd")
+/// uid → name from a passwd file (`root` for 0 when the file is missing).
+fn read_passwd(path: &str) -> HashMap<u32, String> {
+    let mut m: HashMap<u32, String> = std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {

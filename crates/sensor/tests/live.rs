@@ -240,6 +240,8 @@ async fn container_exec_open_connect_attributed() {
         p.pid
     );
     assert!(!p.exe_upper_layer, "cat comes from the image");
+    assert_eq!(p.user.uid, 0);
+    assert_eq!(p.user.name, "root", "from the container's /etc/passwd");
     let dropped = evs
         .iter()
         .filter(in_ctr)
