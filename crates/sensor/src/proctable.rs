@@ -24,7 +24,7 @@ pub struct ProcEntry {
     pub name: String,
     /// Executable path.
     pub exepath: String,
-    /// Full argv (argv[0] first).
+    /// Full argv (`argv[0]` first).
     pub argv: Vec<String>,
     /// Working directory at exec.
     pub cwd: String,
