@@ -402,7 +402,14 @@ impl Engine {
         }
         action.status = ActionStatus::Running;
         action.started_at = Some(now());
-        action = self.save(action).await;
+        // The bookkeeping runs alongside the act: nothing stands between decision and Docker call.
+        let running = action.clone();
+        let act = async {
+            let r = self.run_kind(ctx, &running, prepared).await;
+            (r, now())
+        };
+        let (saved, (result, end)) = tokio::join!(self.save(action.clone()), act);
+        action.id = saved.id;
         let mut entries = entries;
         if fresh {
             entries.push(self.requested_entry(ctx, &action));
@@ -415,9 +422,6 @@ impl Engine {
             format!("{} started", describe(&action)),
             action_data(&action, None),
         ));
-        self.append(entries).await;
-        let result = self.run_kind(ctx, &action, prepared).await;
-        let end = now();
         action.finished_at = Some(end);
         let ms = action
             .started_at
@@ -435,15 +439,15 @@ impl Engine {
             }
         };
         action = self.save(action).await;
-        let e = self.entry(
+        entries.push(self.entry(
             ctx.incident_id,
             end,
             TimelineKind::Action,
             &ctx.actor,
             summary,
             action_data(&action, Some(ms)),
-        );
-        self.append(vec![e]).await;
+        ));
+        self.append(entries).await;
         match &result {
             Ok(_) => {
                 tracing::info!(action = action.id, kind = %action.kind, target = %action.target, ms, "action succeeded")
