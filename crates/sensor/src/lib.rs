@@ -41,6 +41,12 @@
 //!   `ptrace` only for attach (not `PTRACE_POKE*`/`TRACEME`).
 //! - Forks are reported with kind `clone` whatever syscall created the process.
 //!
+//! # Benchmark
+//!
+//! `cargo run --release -p vigil-sensor --example bench [-- EXECS CONNECTS]` or
+//! `vigil sensor --bench` (root): exec, connect and open storms without and with the sensor;
+//! see [`bench`].
+//!
 //! # Container attribution
 //!
 //! cgroup (v1 `memory` hierarchy on legacy/hybrid hosts, the unified hierarchy on v2) → container
