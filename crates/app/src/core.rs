@@ -79,42 +79,72 @@ impl Core {
         })
     }
 
-    /// Correlates one alert: attaches it to an active incident or opens one.
-    pub(crate) async fn correlate(
+    /// Correlates alerts in order: each attaches to an active incident or opens one. The store
+    /// writes of the whole batch are issued together (incident rows, then timeline, then each
+    /// alert's incident id last, so a crash in between leaves alerts to re-correlate at start).
+    pub(crate) async fn correlate_batch(
         &mut self,
         inner: &Arc<Inner>,
-        alert: StoredAlert,
-    ) -> Result<Option<IncidentUpdate>, AppError> {
-        let now = Utc::now();
-        if alert.alert.state_at(now) == AlertState::Firing {
-            self.resolved_noted.remove(&alert.fingerprint);
+        alerts: Vec<StoredAlert>,
+    ) -> Result<Vec<IncidentUpdate>, AppError> {
+        if alerts.is_empty() {
+            return Ok(Vec::new());
         }
+        let now = Utc::now();
         let store = &inner.store;
         let mut active: Vec<Incident> = self.active.values().cloned().collect();
         active.sort_by_key(|i| i.id);
-        let mut c = self.correlator.correlate(&alert, &active, now);
-        let opened = c.is_new;
-        let incident = if c.is_new {
-            let stored = store.create_incident(&c.incident).await?;
-            incident::assign_incident_id(&mut c.entries, stored.id);
-            stored
-        } else {
-            store.update_incident(&c.incident).await?;
-            c.incident
-        };
-        store.append_timeline(&c.entries).await?;
-        store
-            .set_alert_incident(alert.fingerprint, incident.id)
-            .await?;
-        inner.pipeline.set_incident(alert.fingerprint, incident.id);
-        self.active.insert(incident.id, incident.clone());
-        let mut alert = alert;
-        alert.incident_id = Some(incident.id);
-        Ok(Some(IncidentUpdate {
-            incident,
-            alert,
-            opened,
-        }))
+        let mut entries: Vec<TimelineEntry> = Vec::new();
+        let mut changed: Vec<i64> = Vec::new();
+        let mut assigned: Vec<(StoredAlert, i64, bool)> = Vec::with_capacity(alerts.len());
+        for alert in alerts {
+            if alert.alert.state_at(now) == AlertState::Firing {
+                self.resolved_noted.remove(&alert.fingerprint);
+            }
+            let mut c = self.correlator.correlate(&alert, &active, now);
+            let id = if c.is_new {
+                let stored = store.create_incident(&c.incident).await?;
+                incident::assign_incident_id(&mut c.entries, stored.id);
+                let id = stored.id;
+                active.push(stored);
+                id
+            } else {
+                let id = c.incident.id;
+                if let Some(slot) = active.iter_mut().find(|i| i.id == id) {
+                    *slot = c.incident;
+                }
+                if !changed.contains(&id) {
+                    changed.push(id);
+                }
+                id
+            };
+            entries.extend(c.entries);
+            assigned.push((alert, id, c.is_new));
+        }
+        let updates = changed
+            .iter()
+            .filter_map(|id| active.iter().find(|i| i.id == *id))
+            .map(|i| store.update_incident(i));
+        futures::future::try_join_all(updates).await?;
+        store.append_timeline(&entries).await?;
+        let sets = assigned
+            .iter()
+            .map(|(a, id, _)| store.set_alert_incident(a.fingerprint, *id));
+        futures::future::try_join_all(sets).await?;
+        self.active = active.into_iter().map(|i| (i.id, i)).collect();
+        let mut out = Vec::with_capacity(assigned.len());
+        for (mut alert, id, opened) in assigned {
+            inner.pipeline.set_incident(alert.fingerprint, id);
+            alert.incident_id = Some(id);
+            if let Some(incident) = self.active.get(&id) {
+                out.push(IncidentUpdate {
+                    incident: incident.clone(),
+                    alert,
+                    opened,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Records alerts that resolved (by `endsAt` or `resolve_timeout`) on their incidents.

@@ -267,8 +267,8 @@ impl App {
     /// Takes alerts in: merges each with the stored alert of the same fingerprint
     /// (Alertmanager's merge), applies `resolve_timeout` to alerts without `endsAt`, makes them
     /// durable, and only then returns; correlation into incidents follows asynchronously.
-    /// Returns the stored alerts.
-    pub async fn ingest(&self, alerts: Vec<Alert>) -> Result<Vec<StoredAlert>, AppError> {
+    /// Returns the fingerprints of the stored alerts.
+    pub async fn ingest(&self, alerts: Vec<Alert>) -> Result<Vec<Fingerprint>, AppError> {
         pipeline::ingest(&self.inner, alerts).await
     }
 

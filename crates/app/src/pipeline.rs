@@ -91,7 +91,7 @@ impl Pipeline {
 pub(crate) async fn ingest(
     inner: &Arc<Inner>,
     alerts: Vec<model::Alert>,
-) -> Result<Vec<StoredAlert>, AppError> {
+) -> Result<Vec<Fingerprint>, AppError> {
     if alerts.is_empty() {
         return Ok(Vec::new());
     }
@@ -103,6 +103,7 @@ pub(crate) async fn ingest(
         .unwrap_or(chrono::Duration::minutes(5));
     let mut merged: Vec<StoredAlert> = Vec::with_capacity(alerts.len());
     let mut to_correlate = Vec::new();
+    let fps: Vec<Fingerprint>;
     let rx = {
         let mut cache = inner
             .pipeline
@@ -159,11 +160,12 @@ pub(crate) async fn ingest(
             to_correlate.dedup();
         }
         let (done, rx) = oneshot::channel();
+        fps = merged.iter().map(|a| a.fingerprint).collect();
         inner
             .pipeline
             .write_tx
             .send(WriteReq {
-                alerts: merged.clone(),
+                alerts: merged,
                 done,
             })
             .map_err(|_| AppError::ShuttingDown)?;
@@ -176,15 +178,15 @@ pub(crate) async fn ingest(
     };
     if let Err(e) = result {
         // Nothing half-written: the cache goes back to what the store holds.
-        for a in &merged {
-            let stored = inner.store.get_alert(a.fingerprint).await.ok().flatten();
+        for fp in &fps {
+            let stored = inner.store.get_alert(*fp).await.ok().flatten();
             if let Ok(mut cache) = inner.pipeline.cache.lock() {
                 match stored {
                     Some(s) => {
-                        cache.insert(a.fingerprint, s);
+                        cache.insert(*fp, s);
                     }
                     None => {
-                        cache.remove(&a.fingerprint);
+                        cache.remove(fp);
                     }
                 }
             }
@@ -194,7 +196,7 @@ pub(crate) async fn ingest(
     if !to_correlate.is_empty() {
         inner.pipeline.send(CorrMsg::Correlate(to_correlate));
     }
-    Ok(merged)
+    Ok(fps)
 }
 
 pub(crate) async fn queue_unassigned(inner: &Arc<Inner>) -> Result<usize, AppError> {
@@ -238,42 +240,87 @@ pub(crate) fn spawn_tasks(inner: &Arc<Inner>, rx: Receivers) {
     });
 }
 
-/// Writes alerts in batches: each request waits for the commit that contains it.
+/// Writes alerts in batches: each request waits for the commit that contains it. Up to
+/// [`MAX_IN_FLIGHT`] batches are in flight, so serializing the next batch overlaps with the
+/// commit of the previous one. Each batch is polled once when created, which hands its write to
+/// the store's queue before any later batch's (the SQLite store serializes and enqueues in that
+/// first poll and commits in queue order), so a later state of an alert never lands before an
+/// earlier one.
 async fn writer(store: Arc<dyn model::Store>, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
-    while let Some(first) = rx.recv().await {
-        let mut reqs = vec![first];
-        while reqs.len() < 512 {
-            match rx.try_recv() {
-                Ok(r) => reqs.push(r),
-                Err(_) => break,
-            }
+    use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
+    type Done = Vec<oneshot::Sender<Result<(), String>>>;
+    type Flight =
+        std::pin::Pin<Box<dyn std::future::Future<Output = (Done, Result<(), String>)> + Send>>;
+    let reply = |(dones, res): (Done, Result<(), String>)| {
+        for d in dones {
+            let _ = d.send(res.clone());
         }
-        let alerts: Vec<StoredAlert> = if reqs.len() == 1 {
-            std::mem::take(&mut reqs[0].alerts)
-        } else {
-            let mut idx: HashMap<Fingerprint, usize> = HashMap::new();
-            let mut out: Vec<StoredAlert> = Vec::new();
-            for r in &mut reqs {
-                for a in r.alerts.drain(..) {
-                    match idx.get(&a.fingerprint) {
-                        Some(&i) => out[i] = a,
-                        None => {
-                            idx.insert(a.fingerprint, out.len());
-                            out.push(a);
-                        }
+    };
+    let mut in_flight: FuturesOrdered<Flight> = FuturesOrdered::new();
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            biased;
+            Some(out) = in_flight.next(), if !in_flight.is_empty() => reply(out),
+            // A second batch starts while one commits only when enough is waiting: with small
+            // requests one commit (one fsync) for everything queued is cheaper.
+            first = rx.recv(), if open
+                && (in_flight.is_empty()
+                    || (in_flight.len() < MAX_IN_FLIGHT && rx.len() >= PIPELINE_MIN_REQUESTS)) => {
+                let Some(first) = first else {
+                    open = false;
+                    continue;
+                };
+                let mut reqs = vec![first];
+                while reqs.len() < 512 {
+                    match rx.try_recv() {
+                        Ok(r) => reqs.push(r),
+                        Err(_) => break,
                     }
                 }
+                let alerts = combine(&mut reqs);
+                let dones: Done = reqs.into_iter().map(|r| r.done).collect();
+                let store = store.clone();
+                let mut fut: Flight = Box::pin(async move {
+                    let res = store.upsert_alerts(&alerts).await.map_err(|e| {
+                        tracing::error!(error = %e, alerts = alerts.len(), "Storing alerts failed.");
+                        e.to_string()
+                    });
+                    (dones, res)
+                });
+                match (&mut fut).now_or_never() {
+                    Some(out) => reply(out),
+                    None => in_flight.push_back(fut),
+                }
             }
-            out
-        };
-        let res = store.upsert_alerts(&alerts).await.map_err(|e| {
-            tracing::error!(error = %e, alerts = alerts.len(), "Storing alerts failed.");
-            e.to_string()
-        });
-        for r in reqs {
-            let _ = r.done.send(res.clone());
         }
     }
+}
+
+/// How many alert batches may be committing at once.
+const MAX_IN_FLIGHT: usize = 2;
+/// How many requests must wait before a second batch starts while one commits.
+const PIPELINE_MIN_REQUESTS: usize = 16;
+
+/// The alerts of several requests, one entry per fingerprint (the latest).
+fn combine(reqs: &mut [WriteReq]) -> Vec<StoredAlert> {
+    if reqs.len() == 1 {
+        return std::mem::take(&mut reqs[0].alerts);
+    }
+    let mut idx: HashMap<Fingerprint, usize> = HashMap::new();
+    let mut out: Vec<StoredAlert> = Vec::new();
+    for r in reqs.iter_mut() {
+        for a in r.alerts.drain(..) {
+            match idx.get(&a.fingerprint) {
+                Some(&i) => out[i] = a,
+                None => {
+                    idx.insert(a.fingerprint, out.len());
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
 }
 
 async fn correlator(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<CorrMsg>) {
@@ -284,36 +331,73 @@ async fn correlator(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<CorrMsg>)
             _ = stop.changed() => return,
         };
         match msg {
-            CorrMsg::Correlate(fps) => {
+            CorrMsg::Correlate(mut fps) => {
+                // Take every queued batch at once: one round of store writes for all of them.
+                let mut later = Vec::new();
+                while fps.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(CorrMsg::Correlate(more)) => fps.extend(more),
+                        Ok(other) => {
+                            later.push(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let alerts: Vec<StoredAlert> = fps
+                    .into_iter()
+                    .filter_map(|fp| inner.pipeline.cached(fp))
+                    .collect();
                 let mut core = inner.core.lock().await;
-                for fp in fps {
-                    let Some(alert) = inner.pipeline.cached(fp) else {
-                        continue;
-                    };
-                    match core.correlate(&inner, alert).await {
-                        Ok(Some(update)) => {
-                            let _ = inner.updates.send(update);
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            // The alert stays without incident and is retried at the next start.
-                            tracing::error!(error = %e, fingerprint = %fp, "Correlation failed.");
+                match core.correlate_batch(&inner, alerts).await {
+                    Ok(updates) => {
+                        for u in updates {
+                            let _ = inner.updates.send(u);
                         }
                     }
-                }
-            }
-            CorrMsg::Sweep => {
-                let resolved = inner.pipeline.resolved_with_incident(Utc::now());
-                if !resolved.is_empty() {
-                    let mut core = inner.core.lock().await;
-                    if let Err(e) = core.note_resolved(&inner, resolved).await {
-                        tracing::error!(error = %e, "Recording resolved alerts failed.");
+                    Err(e) => {
+                        // Those alerts stay without incident and are retried at the next start.
+                        tracing::error!(error = %e, "Correlation failed.");
                     }
                 }
+                drop(core);
+                for m in later {
+                    handle_other(&inner, m).await;
+                }
             }
-            CorrMsg::Barrier(tx) => {
-                let _ = tx.send(());
+            other => handle_other(&inner, other).await,
+        }
+    }
+}
+
+async fn handle_other(inner: &Arc<Inner>, msg: CorrMsg) {
+    match msg {
+        CorrMsg::Correlate(fps) => {
+            let alerts: Vec<StoredAlert> = fps
+                .into_iter()
+                .filter_map(|fp| inner.pipeline.cached(fp))
+                .collect();
+            let mut core = inner.core.lock().await;
+            match core.correlate_batch(inner, alerts).await {
+                Ok(updates) => {
+                    for u in updates {
+                        let _ = inner.updates.send(u);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "Correlation failed."),
             }
+        }
+        CorrMsg::Sweep => {
+            let resolved = inner.pipeline.resolved_with_incident(Utc::now());
+            if !resolved.is_empty() {
+                let mut core = inner.core.lock().await;
+                if let Err(e) = core.note_resolved(inner, resolved).await {
+                    tracing::error!(error = %e, "Recording resolved alerts failed.");
+                }
+            }
+        }
+        CorrMsg::Barrier(tx) => {
+            let _ = tx.send(());
         }
     }
 }

@@ -104,6 +104,10 @@ impl IntoResponse for ApiError {
 
 /// Parses a JSON request body, naming the field (serde path) of the first problem.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Fast path; on failure parse again tracking the path, to name the field.
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Ok(v),

@@ -1,0 +1,373 @@
+//! Alert intake benchmark: drives `POST /api/v2/alerts` with batches of 1 and of 100 alerts at a
+//! fixed concurrency against Vigil (SQLite, durable: each 200 means committed and fsynced) and
+//! against Debian's Alertmanager 0.25 (in memory) started in the same run, and prints alerts/s,
+//! p50/p99 request latency for both, and the ratio.
+//!
+//! ```text
+//! cargo run --release -p vigil-app --example intake_bench -- [--seconds 8] [--concurrency 32]
+//!     [--distinct 5000] [--alertmanager /usr/bin/prometheus-alertmanager]
+//! ```
+//!
+//! The alerts are a fixed set of `--distinct` label sets (50 instances) sent round-robin, as
+//! Prometheus re-sends its firing alerts: the first pass creates alerts (and, in Vigil, incidents);
+//! later passes merge. Vigil runs in this process on its own runtime; the load generator runs on
+//! another. Alertmanager runs as a child process.
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+struct Opts {
+    seconds: u64,
+    concurrency: usize,
+    distinct: usize,
+    alertmanager: String,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        seconds: 8,
+        concurrency: 32,
+        distinct: 5000,
+        alertmanager: "/usr/bin/prometheus-alertmanager".into(),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--seconds" => o.seconds = v.parse().expect("--seconds N"),
+            "--concurrency" => o.concurrency = v.parse().expect("--concurrency N"),
+            "--distinct" => o.distinct = v.parse().expect("--distinct N"),
+            "--alertmanager" => o.alertmanager = v,
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    o
+}
+
+fn alert(i: usize) -> Value {
+    json!({
+        "labels": {
+            "alertname": format!("bench_alert_{}", i % 20),
+            "instance": format!("node-{}:9100", i % 50),
+            "job": "node",
+            "series": i.to_string(),
+            "severity": if i.is_multiple_of(7) { "critical" } else { "warning" },
+        },
+        "annotations": {"summary": "benchmark alert", "description": format!("alert number {i}")},
+        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up",
+    })
+}
+
+struct Run {
+    alerts: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+}
+
+async fn drive(url: &str, batch: usize, o: &Opts) -> Run {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(o.concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    // Pre-serialize every batch body once.
+    let nbodies = o.distinct.div_ceil(batch).max(1);
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..nbodies)
+            .map(|b| {
+                let v: Vec<Value> = (0..batch)
+                    .map(|k| alert((b * batch + k) % o.distinct))
+                    .collect();
+                serde_json::to_vec(&v).unwrap()
+            })
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(o.seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..o.concurrency {
+        let client = client.clone();
+        let bodies = bodies.clone();
+        let next = next.clone();
+        let errors = errors.clone();
+        let url = format!("{url}/api/v2/alerts");
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let body = bodies[i % bodies.len()].clone();
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => lat.push(t.elapsed()),
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed();
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Run {
+        alerts: lat.len() * batch,
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+fn rate(r: &Run) -> f64 {
+    r.alerts as f64 / r.elapsed.as_secs_f64()
+}
+
+fn report(name: &str, batch: usize, r: &Run) {
+    println!(
+        "{name:<13} batch {batch:>3}: {:>9.0} alerts/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} alerts, {} errors)",
+        rate(r),
+        r.p50.as_secs_f64() * 1000.0,
+        r.p99.as_secs_f64() * 1000.0,
+        r.alerts,
+        r.errors
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port}");
+}
+
+fn start_vigil(dir: &std::path::Path) -> (String, std::thread::JoinHandle<()>) {
+    let port = free_port();
+    let mut config = app::Config {
+        listen: ([127, 0, 0, 1], port).into(),
+        data_dir: dir.join("vigil"),
+        ..Default::default()
+    };
+    config.sensor.enabled = app::SensorEnabled::Off;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = app::App::start(config).await.expect("start Vigil");
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
+            tx.send(app.config().store_url()).unwrap();
+            app.serve(listener, std::future::pending()).await.unwrap();
+        });
+    });
+    let store = rx.recv().unwrap();
+    println!("Vigil: in-process, store {store} (WAL, synchronous=FULL)");
+    wait_port(port);
+    (format!("http://127.0.0.1:{port}"), h)
+}
+
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_alertmanager(bin: &str, dir: &std::path::Path) -> Option<(String, Child)> {
+    if !std::path::Path::new(bin).exists() {
+        return None;
+    }
+    let port = free_port();
+    let cfg = dir.join("am.yml");
+    std::fs::write(
+        &cfg,
+        "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n",
+    )
+    .unwrap();
+    let child = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.join("am").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .arg("--log.level=warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let child = Child(child);
+    wait_port(port);
+    let v = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let version = String::from_utf8_lossy(&v.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+        + String::from_utf8_lossy(&v.stderr)
+            .lines()
+            .next()
+            .unwrap_or("");
+    println!("Alertmanager: {version} (in memory)");
+    Some((format!("http://127.0.0.1:{port}"), child))
+}
+
+fn main() {
+    let o = opts();
+    let dir = tempfile::Builder::new()
+        .prefix("vigil-intake-bench-")
+        .tempdir()
+        .unwrap();
+    println!(
+        "intake benchmark: {}s per run, concurrency {}, {} distinct alerts; {} CPUs",
+        o.seconds,
+        o.concurrency,
+        o.distinct,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let (vigil_url, _vigil) = start_vigil(dir.path());
+    let am = start_alertmanager(&o.alertmanager, dir.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Warm-up, not measured: every distinct alert once (batches of 100), as when Prometheus
+    // first fires them; then wait until Vigil has correlated them all into incidents. The runs
+    // below measure re-sends and merges, Prometheus' steady state.
+    let warm = |url: &str| {
+        let o2 = Opts {
+            seconds: 0,
+            concurrency: 1,
+            distinct: o.distinct,
+            alertmanager: String::new(),
+        };
+        let t = Instant::now();
+        let client = reqwest::Client::new();
+        rt.block_on(async {
+            for b in 0..o.distinct.div_ceil(100) {
+                let v: Vec<Value> = (b * 100..((b + 1) * 100).min(o2.distinct))
+                    .map(alert)
+                    .collect();
+                let r = client
+                    .post(format!("{url}/api/v2/alerts"))
+                    .json(&v)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+            }
+        });
+        t.elapsed()
+    };
+    let t0 = Instant::now();
+    let t = warm(&vigil_url);
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        loop {
+            let v: Value = client
+                .get(format!("{vigil_url}/api/v1/alerts?unassigned=true&limit=1"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v.as_array().is_some_and(|a| a.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let incidents: Value = rt.block_on(async {
+        reqwest::get(format!("{vigil_url}/api/v1/incidents"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    println!(
+        "warm-up: {} new alerts into Vigil in {:.2}s, correlated into {} incidents after {:.2}s",
+        o.distinct,
+        t.as_secs_f64(),
+        incidents.as_array().map_or(0, Vec::len),
+        t0.elapsed().as_secs_f64()
+    );
+    if let Some((url, _)) = &am {
+        let t = warm(url);
+        println!(
+            "warm-up: {} new alerts into Alertmanager in {:.2}s",
+            o.distinct,
+            t.as_secs_f64()
+        );
+    }
+    let mut rows = Vec::new();
+    for batch in [1usize, 100] {
+        let v = rt.block_on(drive(&vigil_url, batch, &o));
+        report("vigil", batch, &v);
+        let a = am
+            .as_ref()
+            .map(|(url, _)| rt.block_on(drive(url, batch, &o)));
+        if let Some(a) = &a {
+            report("alertmanager", batch, a);
+        }
+        rows.push((batch, v, a));
+    }
+    println!();
+    for (batch, v, a) in &rows {
+        match a {
+            Some(a) => println!(
+                "batch {batch:>3}: Vigil/Alertmanager throughput ratio {:.2}, p99 ratio {:.2}",
+                rate(v) / rate(a).max(1e-9),
+                v.p99.as_secs_f64() / a.p99.as_secs_f64().max(1e-9)
+            ),
+            None => println!(
+                "batch {batch:>3}: Alertmanager not found at {}",
+                o.alertmanager
+            ),
+        }
+    }
+    std::process::exit(0);
+}
