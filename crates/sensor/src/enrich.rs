@@ -306,7 +306,7 @@ impl Enricher {
             sid: None,
             start_ts: (start != 0).then(|| self.wall(start)),
             exe_upper_layer: e.exe_upper_layer,
-            exe_writable: false,
+            exe_writable: e.exe_writable,
             exe_from_memfd: e.exepath.contains("memfd:"),
             user: self.user(h.uid, h.loginuid, container, h.pid),
             gid: h.gid,
@@ -368,6 +368,7 @@ impl Enricher {
                 exepath,
                 cwd,
                 upper,
+                writable,
             } => {
                 let container = self.container_id(&h);
                 self.procs.insert(ProcEntry {
@@ -385,6 +386,7 @@ impl Enricher {
                     container,
                     start_boot_ns: h.start_time,
                     exe_upper_layer: upper,
+                    exe_writable: writable,
                     ..Default::default()
                 });
                 let mut ev = self.base(&h, kind_name(h.kind));

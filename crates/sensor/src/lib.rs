@@ -12,7 +12,8 @@
 //!   `rename`/`renameat`/`renameat2`, `setuid`, `setgid`, `ptrace` (attach, seize, traceme,
 //!   poke), `memfd_create`. Every record carries the kernel timestamp, the cgroup id and the
 //!   cgroup's name, so containers are attributed without a race with the process' exit.
-//!   Exec events also say whether the executable comes from a memfd (`proc.is_exe_from_memfd`)
+//!   Exec events also say whether the executable comes from a memfd (`proc.is_exe_from_memfd`),
+//!   is writable by the user running it (`proc.is_exe_writable`)
 //!   or an overlayfs upper layer (`proc.is_exe_upper_layer`: written in the container).
 //!   The sensor's own process is not reported. Syscall tracepoints need tracefs; the sensor
 //!   mounts it on `/sys/kernel/tracing` when the host has not.

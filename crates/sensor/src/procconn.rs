@@ -319,6 +319,7 @@ fn to_raw(enr: &mut Enricher, ev: ProcEvent, ts: u64, mode: CgroupMode) -> Optio
                 exepath: e.exepath,
                 cwd: e.cwd,
                 upper: false,
+                writable: false,
             }
         }
         ProcEvent::Fork {

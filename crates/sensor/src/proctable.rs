@@ -44,6 +44,8 @@ pub struct ProcEntry {
     pub start_boot_ns: u64,
     /// The executable lies in an overlayfs upper layer (written after the container started).
     pub exe_upper_layer: bool,
+    /// The executable is writable by the user running it.
+    pub exe_writable: bool,
     /// When the exit was seen.
     pub(crate) exited: Option<Instant>,
 }
@@ -265,6 +267,7 @@ pub fn read_proc(pid: u32, mode: CgroupMode) -> Option<ProcEntry> {
         container: cgroup::container_of_pid(pid, mode),
         start_boot_ns,
         exe_upper_layer: false,
+        exe_writable: false,
         exited: None,
     })
 }

@@ -88,6 +88,8 @@ pub(crate) enum Raw {
         cwd: String,
         /// The executable lies in an overlayfs upper layer.
         upper: bool,
+        /// The executable is writable by the user running it.
+        writable: bool,
     },
     Exit {
         h: Header,
@@ -253,7 +255,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
             let tty = r.u32(b);
             let args_len = (r.u32(b + 4) as usize).min(ARGS_LEN);
             let exe_word = r.u32(b + 8);
-            let exe_len = (exe_word & 0x7fff_ffff) as usize;
+            let exe_len = (exe_word & 0x3fff_ffff) as usize;
             let cwd_len = r.u32(b + 12) as usize;
             let exe_o = b + 16;
             let cwd_o = exe_o + WALK_BUF;
@@ -264,6 +266,7 @@ pub(crate) fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
                 exepath: walked_path(&data[exe_o..exe_o + WALK_BUF], exe_len),
                 cwd: walked_path(&data[cwd_o..cwd_o + WALK_BUF], cwd_len),
                 upper: exe_word & 0x8000_0000 != 0,
+                writable: exe_word & 0x4000_0000 != 0,
                 h,
             }
         }

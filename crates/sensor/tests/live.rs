@@ -99,6 +99,35 @@ async fn parent_chain_across_sh_c() {
     assert!(ev.container.is_none(), "a host process has no container");
     assert!(p.cwd.ends_with('/'));
     assert_eq!(h.backend().to_string(), "ebpf");
+    assert!(p.exe_writable, "root may write /usr/bin/echo");
+
+    // An unprivileged user cannot write the binary it runs.
+    if let Some(setpriv) = testkit::which("setpriv") {
+        let marker2 = format!("{marker}-nobody");
+        let st = Command::new(setpriv)
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/bin/echo",
+                &marker2,
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("setpriv runs");
+        assert!(st.success());
+        let ev = wait_for(&mut rx, 10, |e| {
+            e.kind == "execve"
+                && e.process
+                    .as_ref()
+                    .is_some_and(|p| p.args.first() == Some(&marker2))
+        })
+        .await
+        .expect("execve as nobody");
+        let p = ev.process.unwrap();
+        assert_eq!(p.user.uid, 65534);
+        assert!(!p.exe_writable, "nobody cannot write /usr/bin/echo");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,6 +282,7 @@ async fn container_exec_open_connect_attributed() {
         "a binary written in the container is in the upper layer"
     );
     assert_eq!(dp.exepath, "/tmp/true");
+    assert!(dp.exe_writable, "root can write the dropped binary");
 
     let open = evs
         .iter()

@@ -350,6 +350,15 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	/* bit 31 of exe_len: the executable lies in an overlayfs upper layer (written in the
 	 * container, not shipped in the image) */
 	struct inode *ino = BPF_CORE_READ(exe.dentry, d_inode);
+	/* bit 30: the executable is writable by the user running it */
+	if (ino) {
+		u32 mode = BPF_CORE_READ(ino, i_mode);
+		u32 iuid = BPF_CORE_READ(ino, i_uid.val);
+		u32 igid = BPF_CORE_READ(ino, i_gid.val);
+		u32 uid = r->h.uid, gid = r->h.gid;
+		if (uid == 0 || (iuid == uid && (mode & 0200)) || (igid == gid && (mode & 020)) || (mode & 02))
+			r->exe_len |= 1u << 30;
+	}
 	if (ino && BPF_CORE_READ(ino, i_sb, s_magic) == OVERLAYFS_SUPER_MAGIC &&
 	    bpf_core_type_exists(struct ovl_inode)) {
 		struct ovl_inode *oi = container_of(ino, struct ovl_inode, vfs_inode);
