@@ -1,6 +1,7 @@
 //! Debian's Prometheus 2.42 with Vigil as its Alertmanager: the dockprom rule
 //! `monitor_service_down` against the unreachable target `cadvisor:8080` reaches Vigil with the
-//! labels and fingerprint Alertmanager would show, and opens an incident.
+//! labels and fingerprint Alertmanager would show, and opens an incident. Vigil requires an API
+//! token here, which Prometheus sends with `authorization` in its `alertmanager_config`.
 
 mod common;
 
@@ -23,7 +24,19 @@ async fn prometheus_alert_reaches_vigil_with_alertmanager_fingerprint() {
         return;
     };
     let dir = tempdir();
-    let vigil = Vigil::start(&dir.path().join("data"));
+    let token = "prometheus-pushes-with-this-token";
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(
+        &cfg,
+        format!("api_token: {token}\nsensor:\n  enabled: off\n"),
+    )
+    .unwrap();
+    let vigil = Vigil::start_on(
+        "127.0.0.1",
+        testkit::free_port(),
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
     let prom_port = testkit::free_port();
     std::fs::write(
         dir.path().join("alert.rules"),
@@ -54,6 +67,9 @@ rule_files: ["alert.rules"]
 alerting:
   alertmanagers:
     - scheme: http
+      authorization:
+        type: Bearer
+        credentials: {}
       static_configs:
         - targets: ['127.0.0.1:{}']
 scrape_configs:
@@ -61,7 +77,7 @@ scrape_configs:
     static_configs:
       - targets: ['cadvisor:8080']
 "#,
-            vigil.port
+            token, vigil.port
         ),
     )
     .unwrap();
@@ -147,4 +163,12 @@ scrape_configs:
             .any(|e| e["kind"] == "detection"),
         "{detail}"
     );
+    // The token was needed: Prometheus' deliveries were authenticated.
+    let r = common::client()
+        .post(format!("{url}/api/v2/alerts"))
+        .json(&serde_json::json!([{"labels": {"alertname": "x"}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }
