@@ -147,6 +147,11 @@ impl Core {
         Ok(out)
     }
 
+    /// Alerts whose resolution is on the timeline already.
+    pub(crate) fn resolved_noted(&self) -> &HashSet<Fingerprint> {
+        &self.resolved_noted
+    }
+
     /// Records alerts that resolved (by `endsAt` or `resolve_timeout`) on their incidents.
     pub(crate) async fn note_resolved(
         &mut self,

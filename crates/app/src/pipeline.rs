@@ -72,13 +72,21 @@ impl Pipeline {
         }
     }
 
-    /// Alerts of incidents that are resolved at `now`.
-    pub(crate) fn resolved_with_incident(&self, now: model::Time) -> Vec<StoredAlert> {
+    /// Alerts with an incident that are resolved at `now`, except those in `noted`.
+    pub(crate) fn resolved_with_incident(
+        &self,
+        now: model::Time,
+        noted: &std::collections::HashSet<Fingerprint>,
+    ) -> Vec<StoredAlert> {
         let Ok(c) = self.cache.lock() else {
             return Vec::new();
         };
         c.values()
-            .filter(|a| a.incident_id.is_some() && a.alert.state_at(now) == AlertState::Resolved)
+            .filter(|a| {
+                a.incident_id.is_some()
+                    && !noted.contains(&a.fingerprint)
+                    && a.alert.state_at(now) == AlertState::Resolved
+            })
             .cloned()
             .collect()
     }
@@ -388,12 +396,14 @@ async fn handle_other(inner: &Arc<Inner>, msg: CorrMsg) {
             }
         }
         CorrMsg::Sweep => {
-            let resolved = inner.pipeline.resolved_with_incident(Utc::now());
-            if !resolved.is_empty() {
-                let mut core = inner.core.lock().await;
-                if let Err(e) = core.note_resolved(inner, resolved).await {
-                    tracing::error!(error = %e, "Recording resolved alerts failed.");
-                }
+            let mut core = inner.core.lock().await;
+            let resolved = inner
+                .pipeline
+                .resolved_with_incident(Utc::now(), core.resolved_noted());
+            if !resolved.is_empty()
+                && let Err(e) = core.note_resolved(inner, resolved).await
+            {
+                tracing::error!(error = %e, "Recording resolved alerts failed.");
             }
         }
         CorrMsg::Barrier(tx) => {

@@ -6,9 +6,11 @@
 //! [`Backend`], which `app` implements. It is the only crate that knows HTTP status codes.
 //!
 //! Safety: when an API token is configured, every mutating request (POST, PUT, PATCH, DELETE) must
-//! carry `Authorization: Bearer <token>`, including alert intake (Prometheus sends it with
-//! `authorization: {credentials: <token>}` in its `alertmanager_config`; Falco with
-//! `http_output.custom_headers`; Falcosidekick with `webhook.customheaders`). Bodies over
+//! carry it, including alert intake: `Authorization: Bearer <token>` (Prometheus:
+//! `authorization: {credentials: <token>}` in its `alertmanager_config`; Falcosidekick: a custom
+//! `Authorization` header), or basic auth whose password is the token (Prometheus `basic_auth`;
+//! senders that only take a URL, such as Falco's libcurl `http_output`:
+//! `http://vigil:<token>@host:9093/api/v1/falco`). Reads need no token. Bodies over
 //! [`ServerConfig::body_limit`] get 413; malformed JSON gets 400 naming the field.
 
 mod alertmanager;
@@ -187,6 +189,46 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The token in an `Authorization` header: `Bearer <token>`, or `Basic` credentials whose
+/// password is the token (for senders that only support basic auth or credentials in the URL,
+/// like libcurl-based Falco `http_output` with `http://vigil:<token>@host:9093/api/v1/falco`).
+fn presented_token(v: &str) -> Option<String> {
+    let (scheme, rest) = v.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.trim().to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64_decode(rest.trim())?;
+        let text = String::from_utf8(decoded).ok()?;
+        return text.split_once(':').map(|(_, pw)| pw.to_string());
+    }
+    None
+}
+
+/// Standard base64 (RFC 4648, with or without padding).
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 async fn auth(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if let (true, Some(token)) = (mutating, s.config.api_token.as_deref()) {
@@ -194,11 +236,7 @@ async fn auth(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respons
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
+            .and_then(presented_token);
         match given {
             None => {
                 return ApiError::unauthorized(
@@ -206,7 +244,7 @@ async fn auth(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respons
                 )
                 .into_response();
             }
-            Some(g) if !constant_time_eq(g.as_bytes(), token.as_bytes()) => {
+            Some(g) if !constant_time_eq(g.trim().as_bytes(), token.as_bytes()) => {
                 return ApiError::unauthorized("wrong API token").into_response();
             }
             Some(_) => {}
@@ -254,4 +292,23 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
 
 async fn openapi_json() -> axum::Json<serde_json::Value> {
     axum::Json(openapi_document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_from_bearer_and_basic() {
+        assert_eq!(presented_token("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(presented_token("bearer  abc ").as_deref(), Some("abc"));
+        // "vigil:s3cret-token" in base64
+        assert_eq!(
+            presented_token("Basic dmlnaWw6czNjcmV0LXRva2Vu").as_deref(),
+            Some("s3cret-token")
+        );
+        assert_eq!(presented_token("Basic !!!"), None);
+        assert_eq!(presented_token("Digest x"), None);
+        assert_eq!(base64_decode("aGk").unwrap(), b"hi");
+    }
 }

@@ -81,7 +81,7 @@ pub fn openapi_document() -> Value {
     json!({
       "openapi": "3.0.3",
       "info": {"title": "Vigil API", "version": env!("CARGO_PKG_VERSION"),
-        "description": "Vigil's own API (/api/v1), the Alertmanager API v2 subset that Prometheus and amtool use (/api/v2), the Falco JSON intake and health endpoints. When Vigil listens on a non-loopback address (or a token is configured) every mutating request needs `Authorization: Bearer <token>`."},
+        "description": "Vigil's own API (/api/v1), the Alertmanager API v2 subset that Prometheus and amtool use (/api/v2), the Falco JSON intake and health endpoints. When Vigil listens on a non-loopback address (or a token is configured) every mutating request needs the API token: `Authorization: Bearer <token>`, or basic auth with the token as password."},
       "paths": {
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "The process runs."}}}},
         "/readyz": {"get": {"summary": "Readiness", "responses": {
@@ -189,7 +189,7 @@ pub fn openapi_document() -> Value {
             "responses": {"200": {"description": "An empty list."}}}}
       },
       "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The API token; basic auth with the token as password is accepted too."}},
         "responses": {
             "BadRequest": {"description": "Malformed request; `field` names the place.", "content": {"application/json": {"schema": r("Error")}}},
             "Unauthorized": {"description": "Missing or wrong API token.", "content": {"application/json": {"schema": r("Error")}}},

@@ -37,6 +37,15 @@ async fn non_loopback_requires_a_token_for_changes() {
     assert!(r.headers().contains_key("www-authenticate"));
     assert_eq!(post(Some("wrong-token-123")).await.unwrap().status(), 401);
     assert_eq!(post(Some(&token)).await.unwrap().status(), 200);
+    // Basic auth with the token as password (senders that only take credentials in a URL).
+    let r = c
+        .post(format!("{}/api/v2/alerts", vigil.url))
+        .basic_auth("falco", Some(&token))
+        .json(&alert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // Reads need no token.
     let alerts = get_json(&format!("{}/api/v2/alerts", vigil.url)).await;
     assert_eq!(alerts.as_array().unwrap().len(), 1);

@@ -75,6 +75,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 path.display(),
                 app.api_token().unwrap_or("")
             );
+            println!(
+                "  send it as `Authorization: Bearer <token>` (Prometheus: `authorization: {{credentials: <token>}}` under alerting.alertmanagers)"
+            );
         }
         TokenOrigin::Saved(path) => println!("  API token: in {}", path.display()),
     }
