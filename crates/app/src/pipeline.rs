@@ -24,6 +24,8 @@ pub struct IncidentUpdate {
 
 pub(crate) struct WriteReq {
     alerts: Vec<StoredAlert>,
+    /// How many alerts the request counted in `queued`.
+    count: usize,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -42,6 +44,8 @@ pub(crate) struct Receivers {
 pub(crate) struct Pipeline {
     cache: Mutex<HashMap<Fingerprint, StoredAlert>>,
     write_tx: mpsc::UnboundedSender<WriteReq>,
+    /// Alerts sent to the writer and not yet taken by it.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     corr_tx: mpsc::UnboundedSender<CorrMsg>,
 }
 
@@ -54,6 +58,7 @@ impl Pipeline {
             Pipeline {
                 cache: Mutex::new(cache),
                 write_tx,
+                queued: Arc::default(),
                 corr_tx,
             },
             Receivers { write, corr },
@@ -171,8 +176,13 @@ pub(crate) async fn ingest(
         fps = merged.iter().map(|a| a.fingerprint).collect();
         inner
             .pipeline
+            .queued
+            .fetch_add(fps.len(), std::sync::atomic::Ordering::Relaxed);
+        inner
+            .pipeline
             .write_tx
             .send(WriteReq {
+                count: merged.len(),
                 alerts: merged,
                 done,
             })
@@ -237,7 +247,11 @@ pub(crate) async fn settle(inner: &Arc<Inner>) {
 
 pub(crate) fn spawn_tasks(inner: &Arc<Inner>, rx: Receivers) {
     let Receivers { write, corr } = rx;
-    tokio::spawn(writer(inner.store.clone(), write));
+    tokio::spawn(writer(
+        inner.store.clone(),
+        write,
+        inner.pipeline.queued.clone(),
+    ));
     tokio::spawn(correlator(inner.clone(), corr));
     tokio::spawn(sweeper(inner.clone()));
     let i = inner.clone();
@@ -254,8 +268,13 @@ pub(crate) fn spawn_tasks(inner: &Arc<Inner>, rx: Receivers) {
 /// the store's queue before any later batch's (the SQLite store serializes and enqueues in that
 /// first poll and commits in queue order), so a later state of an alert never lands before an
 /// earlier one.
-async fn writer(store: Arc<dyn model::Store>, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
+async fn writer(
+    store: Arc<dyn model::Store>,
+    mut rx: mpsc::UnboundedReceiver<WriteReq>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+) {
     use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
+    use std::sync::atomic::Ordering;
     type Done = Vec<oneshot::Sender<Result<(), String>>>;
     type Flight =
         std::pin::Pin<Box<dyn std::future::Future<Output = (Done, Result<(), String>)> + Send>>;
@@ -274,7 +293,8 @@ async fn writer(store: Arc<dyn model::Store>, mut rx: mpsc::UnboundedReceiver<Wr
             // requests one commit (one fsync) for everything queued is cheaper.
             first = rx.recv(), if open
                 && (in_flight.is_empty()
-                    || (in_flight.len() < MAX_IN_FLIGHT && rx.len() >= PIPELINE_MIN_REQUESTS)) => {
+                    || (in_flight.len() < MAX_IN_FLIGHT
+                        && queued.load(Ordering::Relaxed) >= PIPELINE_MIN_ALERTS)) => {
                 let Some(first) = first else {
                     open = false;
                     continue;
@@ -286,6 +306,8 @@ async fn writer(store: Arc<dyn model::Store>, mut rx: mpsc::UnboundedReceiver<Wr
                         Err(_) => break,
                     }
                 }
+                let taken: usize = reqs.iter().map(|r| r.count).sum();
+                queued.fetch_sub(taken, Ordering::Relaxed);
                 let alerts = combine(&mut reqs);
                 let dones: Done = reqs.into_iter().map(|r| r.done).collect();
                 let store = store.clone();
@@ -307,8 +329,9 @@ async fn writer(store: Arc<dyn model::Store>, mut rx: mpsc::UnboundedReceiver<Wr
 
 /// How many alert batches may be committing at once.
 const MAX_IN_FLIGHT: usize = 2;
-/// How many requests must wait before a second batch starts while one commits.
-const PIPELINE_MIN_REQUESTS: usize = 16;
+/// How many alerts must wait before a second batch starts while one commits (small requests
+/// are cheaper in one commit, one fsync, than split over two).
+const PIPELINE_MIN_ALERTS: usize = 512;
 
 /// The alerts of several requests, one entry per fingerprint (the latest).
 fn combine(reqs: &mut [WriteReq]) -> Vec<StoredAlert> {
