@@ -1112,3 +1112,84 @@ fn flatten(n: Node) -> Node {
         other => other,
     }
 }
+
+/// Rough evaluation cost, to try cheap checks first in `and` / `or`.
+fn cost(n: &Node) -> u32 {
+    match n {
+        Node::Const(_) => 0,
+        Node::Not(x) => cost(x),
+        Node::And(v) | Node::Or(v) => v.iter().map(cost).sum::<u32>() / 2 + 1,
+        Node::Check(c) => {
+            let base = match &c.test {
+                Test::Exists | Test::Bool(..) | Test::Int(..) | Test::IntIn(_) | Test::Ip(..) => 1,
+                Test::StrEq(..) | Test::StrOrd(..) | Test::Nets(..) => 2,
+                Test::StrIn(_) | Test::StartsWith(_) | Test::EndsWith(_) | Test::BStartsWith(_) => {
+                    3
+                }
+                Test::Pmatch(_) => 5,
+                Test::Contains(_) | Test::BContains(_) => 8,
+                Test::IContains(_) | Test::Glob(_) => 12,
+                Test::Regex(_) | Test::Field(..) => 20,
+            };
+            let mut c2 = base;
+            if c.lhs.field.needs_scratch() {
+                c2 += 4;
+            }
+            if c.lhs.field.is_multi() {
+                c2 *= 3;
+            }
+            if !c.lhs.transforms.is_empty() {
+                c2 += 10;
+            }
+            c2
+        }
+    }
+}
+
+/// Specializes a condition for events of type `kind` (when known): `evt.type` checks become
+/// constants, constants are folded, and the operands of `and` / `or` are ordered cheapest
+/// first. The result matches exactly the same events of that type.
+pub fn specialize(n: &Node, kind: Option<&str>) -> Node {
+    match n {
+        Node::Const(b) => Node::Const(*b),
+        Node::Not(x) => match specialize(x, kind) {
+            Node::Const(b) => Node::Const(!b),
+            other => Node::Not(Box::new(other)),
+        },
+        Node::And(v) | Node::Or(v) => {
+            let is_and = matches!(n, Node::And(_));
+            let mut out = Vec::with_capacity(v.len());
+            for x in v.iter() {
+                match specialize(x, kind) {
+                    Node::Const(b) if b == is_and => {}
+                    Node::Const(b) => return Node::Const(b),
+                    other => out.push(other),
+                }
+            }
+            out.sort_by_key(cost);
+            match out.len() {
+                0 => Node::Const(is_and),
+                1 => out.pop().unwrap_or(Node::Const(is_and)),
+                _ => flatten(if is_and {
+                    Node::And(out.into())
+                } else {
+                    Node::Or(out.into())
+                }),
+            }
+        }
+        Node::Check(c) => {
+            if let Some(k) = kind
+                && c.lhs.field.kind == FieldKind::EvtType
+                && !matches!(c.test, Test::Field(..))
+            {
+                let probe = model::Event {
+                    kind: k.to_string(),
+                    ..Default::default()
+                };
+                let mut s = crate::eval::EvalScratch::default();
+                return Node::Const(crate::eval::eval(n, &probe, &mut s));
+            }
+            n.clone()
+        }
+    }
+}

@@ -246,6 +246,9 @@ impl PathSet {
 pub struct Glob {
     pat: Box<[u8]>,
     ci: bool,
+    /// For patterns made of literals and `*` only: the literals, whether the pattern starts
+    /// with `*` and whether it ends with `*`.
+    simple: Option<(Box<[Box<str>]>, bool, bool)>,
 }
 
 impl Glob {
@@ -256,16 +259,57 @@ impl Glob {
         } else {
             p.to_string()
         };
+        let simple = (!ci && !pat.contains(['?', '[', '\\'])).then(|| {
+            let parts: Box<[Box<str>]> = pat
+                .split('*')
+                .filter(|p| !p.is_empty())
+                .map(Into::into)
+                .collect();
+            (parts, pat.starts_with('*'), pat.ends_with('*'))
+        });
         Glob {
             pat: pat.into_bytes().into(),
             ci,
+            simple,
         }
     }
 
     /// Full match.
     pub fn matches(&self, s: &str) -> bool {
+        if let Some((parts, lead, trail)) = &self.simple {
+            return simple_glob(parts, *lead, *trail, s);
+        }
         glob_match(&self.pat, s.as_bytes(), self.ci)
     }
+}
+
+fn simple_glob(parts: &[Box<str>], lead: bool, trail: bool, s: &str) -> bool {
+    if parts.is_empty() {
+        return lead || s.is_empty();
+    }
+    let mut rest = s;
+    let last = parts.len() - 1;
+    for (i, p) in parts.iter().enumerate() {
+        let p: &str = p;
+        if i == 0 && !lead {
+            match rest.strip_prefix(p) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+            if i == last && !trail {
+                return rest.is_empty();
+            }
+            continue;
+        }
+        if i == last && !trail {
+            return rest.len() >= p.len() && rest.ends_with(p);
+        }
+        match rest.find(p) {
+            Some(at) => rest = &rest[at + p.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 fn class_match(pat: &[u8], mut i: usize, c: u8) -> Option<(bool, usize)> {
@@ -501,6 +545,15 @@ fn icontains(hay: &[u8], needle: &[u8]) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
+/// Number of nodes in a condition.
+pub fn node_size(n: &Node) -> usize {
+    match n {
+        Node::And(v) | Node::Or(v) => 1 + v.iter().map(node_size).sum::<usize>(),
+        Node::Not(x) => 1 + node_size(x),
+        _ => 1,
+    }
+}
+
 /// Evaluates `node` for `ev`.
 pub fn eval(node: &Node, ev: &Event, s: &mut EvalScratch) -> bool {
     match node {
@@ -657,6 +710,16 @@ mod tests {
         assert!(g("*", ""));
         assert!(!g("a", ""));
         assert!(Glob::new("*SHADOW", true).matches("/etc/shadow"));
+        assert!(g("*xmrig*", "evil/xmrig-alpine"));
+        assert!(!g("*xmrig*", "evil/xmri"));
+        assert!(g("*monero*miner*", "kannix/monero-miner"));
+        assert!(!g("*monero*miner*", "miner/monero"));
+        assert!(g("a*b*c", "aXbYc"));
+        assert!(!g("a*b*c", "aXbYcd"));
+        assert!(g("ab*b", "abb"));
+        assert!(!g("ab*ab", "ab"));
+        assert!(g("exact", "exact"));
+        assert!(!g("exact", "exactly"));
     }
 
     #[test]

@@ -161,11 +161,12 @@ pub struct Rule {
     pub output: String,
 }
 
-/// Per-source index: rule numbers by event type, and those matching any type.
-#[derive(Debug, Default)]
+/// Per-source index: by event type, the rules that can match it with their condition
+/// specialized for that type; and the rules that can match any type.
+#[derive(Default)]
 struct SourceIndex {
-    by_type: HashMap<Box<str>, Box<[u32]>, FxBuild>,
-    any: Box<[u32]>,
+    by_type: HashMap<Box<str>, Box<[(u32, eval::Node)]>, FxBuild>,
+    any: Box<[(u32, eval::Node)]>,
 }
 
 /// Compiled rules, ready to match events. Cheap to share (`Send + Sync`).
@@ -220,10 +221,18 @@ impl RuleSet {
                     v.extend(&any);
                     v.sort_unstable();
                     v.dedup();
-                    (t.into_boxed_str(), v.into_boxed_slice())
+                    let nodes: Vec<(u32, eval::Node)> = v
+                        .into_iter()
+                        .map(|i| (i, compile::specialize(&compiled[i as usize].cond, Some(&t))))
+                        .filter(|(_, n)| !matches!(n, eval::Node::Const(false)))
+                        .collect();
+                    (t.into_boxed_str(), nodes.into_boxed_slice())
                 })
                 .collect();
-            idx.any = any.into();
+            idx.any = any
+                .into_iter()
+                .map(|i| (i, compile::specialize(&compiled[i as usize].cond, None)))
+                .collect();
         }
         RuleSet { compiled, index }
     }
@@ -253,7 +262,7 @@ impl RuleSet {
         self.compiled.iter().filter(|c| c.rule.enabled).count()
     }
 
-    fn candidates(&self, ev: &Event) -> &[u32] {
+    fn candidates(&self, ev: &Event) -> &[(u32, eval::Node)] {
         let idx = &self.index[source_slot(ev.source)];
         idx.by_type.get(ev.kind.as_str()).unwrap_or(&idx.any)
     }
@@ -267,10 +276,9 @@ impl RuleSet {
         mut f: impl FnMut(&'a Rule),
     ) {
         scratch.reset();
-        for &i in self.candidates(ev) {
-            let c = &self.compiled[i as usize];
-            if eval::eval(&c.cond, ev, scratch) {
-                f(&c.rule);
+        for (i, cond) in self.candidates(ev) {
+            if eval::eval(cond, ev, scratch) {
+                f(&self.compiled[*i as usize].rule);
             }
         }
     }
@@ -289,11 +297,56 @@ impl RuleSet {
 
     fn collect(&self, ev: &Event, s: &mut MatchScratch, hits: &mut Vec<u32>) {
         s.reset();
-        for &i in self.candidates(ev) {
-            if eval::eval(&self.compiled[i as usize].cond, ev, s) {
-                hits.push(i);
+        for (i, cond) in self.candidates(ev) {
+            if eval::eval(cond, ev, s) {
+                hits.push(*i);
             }
         }
+    }
+
+    /// For each source and event type, how many rules are evaluated for an event of that type
+    /// (`"*"` = any other type), and the total size of their specialized conditions.
+    pub fn index_stats(&self) -> Vec<(&'static str, String, usize, usize)> {
+        let mut out = Vec::new();
+        for (slot, name) in ["syscall", "docker", "k8s_audit"].iter().enumerate() {
+            let idx = &self.index[slot];
+            let mut types: Vec<_> = idx.by_type.iter().collect();
+            types.sort_by(|a, b| a.0.cmp(b.0));
+            for (t, v) in types {
+                let size = v.iter().map(|(_, n)| eval::node_size(n)).sum();
+                out.push((*name, t.to_string(), v.len(), size));
+            }
+            if !idx.any.is_empty() {
+                let size = idx.any.iter().map(|(_, n)| eval::node_size(n)).sum();
+                out.push((*name, "*".to_string(), idx.any.len(), size));
+            }
+        }
+        out
+    }
+
+    /// Time spent evaluating each rule over `events` (slowest first): `(rule, evaluations,
+    /// total time)`. For tuning; timing overhead is included.
+    pub fn profile(&self, events: &[Event]) -> Vec<(String, usize, std::time::Duration)> {
+        let mut acc = vec![(0usize, std::time::Duration::ZERO); self.compiled.len()];
+        let mut s = MatchScratch::default();
+        for ev in events {
+            s.reset();
+            for (i, cond) in self.candidates(ev) {
+                let t = std::time::Instant::now();
+                let _ = eval::eval(cond, ev, &mut s);
+                let a = &mut acc[*i as usize];
+                a.0 += 1;
+                a.1 += t.elapsed();
+            }
+        }
+        let mut out: Vec<_> = acc
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(i, (n, d))| (self.compiled[i].rule.name.clone(), n, d))
+            .collect();
+        out.sort_by(|a, b| b.2.cmp(&a.2));
+        out
     }
 
     /// Number of enabled rules matching `ev` (no allocation; for benchmarks).

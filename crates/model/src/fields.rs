@@ -823,22 +823,22 @@ impl Field {
             }
             EvtIsOpenRead => {
                 let f = flags();
-                Value::Bool(is_open() && (f.contains("O_RDONLY") || f.contains("O_RDWR")))
+                Value::Bool(is_open() && (has_flag(f, "O_RDONLY") || has_flag(f, "O_RDWR")))
             }
             EvtIsOpenWrite => {
                 let f = flags();
-                Value::Bool(is_open() && (f.contains("O_WRONLY") || f.contains("O_RDWR")))
+                Value::Bool(is_open() && (has_flag(f, "O_WRONLY") || has_flag(f, "O_RDWR")))
             }
             EvtIsOpenExec => {
                 let f = flags();
                 let mode = ev.args.get("mode").map(String::as_str).unwrap_or("");
                 Value::Bool(
                     is_open()
-                        && f.contains("O_CREAT")
+                        && has_flag(f, "O_CREAT")
                         && (mode.contains("S_IX") || exec_mode(mode)),
                 )
             }
-            EvtIsOpenCreate => Value::Bool(is_open() && flags().contains("O_CREAT")),
+            EvtIsOpenCreate => Value::Bool(is_open() && has_flag(flags(), "O_CREAT")),
             ProcPid => Value::Int(p?.pid.into()),
             ProcPpid => Value::Int(p?.ppid.into()),
             ProcVpid => Value::Int(p?.vpid?.into()),
@@ -1011,6 +1011,11 @@ impl Field {
             K8sPodUid => Value::Str(c?.labels.get("io.kubernetes.pod.uid")?),
         })
     }
+}
+
+/// Whether a `|`-separated flag list (`O_RDONLY|O_CLOEXEC`) holds `flag`.
+fn has_flag(flags: &str, flag: &str) -> bool {
+    flags.split('|').any(|f| f.trim() == flag)
 }
 
 fn exec_mode(mode: &str) -> bool {
