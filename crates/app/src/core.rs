@@ -152,6 +152,13 @@ impl Core {
         &self.resolved_noted
     }
 
+    /// Drops forgotten alerts from the resolution bookkeeping.
+    pub(crate) fn forget(&mut self, fps: &[Fingerprint]) {
+        for fp in fps {
+            self.resolved_noted.remove(fp);
+        }
+    }
+
     /// Records alerts that resolved (by `endsAt` or `resolve_timeout`) on their incidents.
     pub(crate) async fn note_resolved(
         &mut self,

@@ -219,7 +219,13 @@ impl App {
         })?;
         let (token, token_origin) = resolve_token(&config)?;
         let store = store::open(&config.store_url()).await?;
-        let all = store.list_alerts(&model::AlertQuery::default()).await?;
+        // The merge base: every alert not resolved long ago (older ones are merged as new).
+        let all = store
+            .list_alerts(&model::AlertQuery {
+                firing_at: Some(chrono::Utc::now() - pipeline::forget_after(&config)),
+                ..Default::default()
+            })
+            .await?;
         let core = core::Core::load(&store, &config, &all).await?;
         let (updates, _) = broadcast::channel(1024);
         let (shutdown, _) = tokio::sync::watch::channel(false);

@@ -96,6 +96,31 @@ impl Pipeline {
             .collect()
     }
 
+    /// Forgets alerts resolved before `before` whose resolution is recorded (or that have no
+    /// incident), as Alertmanager garbage-collects resolved alerts. They stay in the store; a
+    /// later instance of one is merged as new (it would restart anyway). Returns the forgotten.
+    pub(crate) fn forget_resolved(
+        &self,
+        before: model::Time,
+        noted: &std::collections::HashSet<Fingerprint>,
+    ) -> Vec<Fingerprint> {
+        let Ok(mut c) = self.cache.lock() else {
+            return Vec::new();
+        };
+        let old: Vec<Fingerprint> = c
+            .values()
+            .filter(|a| {
+                a.alert.ends_at.is_some_and(|e| e < before)
+                    && (a.incident_id.is_none() || noted.contains(&a.fingerprint))
+            })
+            .map(|a| a.fingerprint)
+            .collect();
+        for fp in &old {
+            c.remove(fp);
+        }
+        old
+    }
+
     pub(crate) fn send(&self, msg: CorrMsg) {
         let _ = self.corr_tx.send(msg);
     }
@@ -428,11 +453,25 @@ async fn handle_other(inner: &Arc<Inner>, msg: CorrMsg) {
             {
                 tracing::error!(error = %e, "Recording resolved alerts failed.");
             }
+            let gone = inner.pipeline.forget_resolved(
+                Utc::now() - forget_after(&inner.config),
+                core.resolved_noted(),
+            );
+            core.forget(&gone);
         }
         CorrMsg::Barrier(tx) => {
             let _ = tx.send(());
         }
     }
+}
+
+/// Resolved alerts are kept in memory this long (at least `resolve_timeout`) after they ended.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
+/// How long after they ended resolved alerts stay in memory.
+pub(crate) fn forget_after(config: &crate::Config) -> chrono::Duration {
+    chrono::Duration::from_std(config.resolve_timeout.max(FORGET_AFTER))
+        .unwrap_or(chrono::Duration::hours(1))
 }
 
 /// How often the sweeper looks for alerts that resolved.
