@@ -290,3 +290,59 @@ async fn lifecycle_notes_and_narrative_go_through_the_app() {
     assert_eq!(all.len(), 2);
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_mutations_and_correlation_do_not_lose_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::start(config(dir.path(), None)).await.unwrap();
+    app.ingest(vec![alert("first", "shared:9100")])
+        .await
+        .unwrap();
+    app.settle().await;
+    let id = app
+        .store()
+        .list_incidents(&Default::default())
+        .await
+        .unwrap()[0]
+        .id;
+    // Notes and commander changes (which rewrite the incident) race with alerts joining it
+    // (which rewrite its alert list): none may overwrite the other.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                app.ingest(vec![alert(&format!("a{i}"), "shared:9100")])
+                    .await
+                    .map(|_| ())
+            } else if i % 4 == 1 {
+                app.add_note(id, &format!("note {i}"), "carol")
+                    .await
+                    .map(|_| ())
+            } else {
+                app.assign_commander(id, &format!("ic{i}"), "carol")
+                    .await
+                    .map(|_| ())
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    app.settle().await;
+    let inc = app.store().get_incident(id).await.unwrap().unwrap();
+    assert_eq!(inc.alerts.len(), 21, "{:?}", inc.alerts);
+    assert!(inc.commander.is_some());
+    let timeline = app.store().timeline(id).await.unwrap();
+    let notes = timeline
+        .iter()
+        .filter(|e| e.kind == TimelineKind::Note)
+        .count();
+    assert_eq!(notes, 10);
+    let detections = timeline
+        .iter()
+        .filter(|e| e.kind == TimelineKind::Detection)
+        .count();
+    assert_eq!(detections, 21);
+    app.shutdown().await;
+}
