@@ -150,6 +150,42 @@ pub async fn report_input(State(s): State<Arc<Shared>>, Path(id): Path<String>) 
     Ok(Json(Value::Object(m)))
 }
 
+/// `GET /api/v1/incidents/{id}/report?format=md|html|pdf|json`: the incident report, drafted from
+/// the record where people have not written a section yet.
+pub async fn report(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let id = parse_id(&id)?;
+    let q = query_map(q.as_deref());
+    let format = parse_param(&q, "format", |v| {
+        v.parse::<report::Format>().map_err(|e| e.to_string())
+    })?
+    .unwrap_or(report::Format::Markdown);
+    let mut m = incident_bundle(&s, id).await?;
+    m.remove("metrics");
+    let input: report::ReportInput = serde_json::from_value(Value::Object(m)).map_err(|e| {
+        ApiError::internal(format!(
+            "incident {id} cannot be read as a report input: {e}"
+        ))
+    })?;
+    let options = report::Options {
+        generated_at: Some(Utc::now()),
+        ..report::Options::default()
+    };
+    let bytes = tokio::task::spawn_blocking(move || report::render(&input, format, &options))
+        .await
+        .map_err(|e| ApiError::internal(format!("report renderer failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("cannot render the report: {e}")))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, format.content_type())],
+        bytes,
+    )
+        .into_response())
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ActorBody {

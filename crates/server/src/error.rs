@@ -43,6 +43,15 @@ impl ApiError {
         }
     }
 
+    /// A 500: the server failed, not the request.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            field: None,
+        }
+    }
+
     /// A 401 (missing or wrong token).
     pub fn unauthorized(message: impl Into<String>) -> Self {
         ApiError {

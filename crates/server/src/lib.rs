@@ -86,6 +86,11 @@ pub(crate) fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<Shared>>)>
             "/api/v1/incidents/{id}/report-input",
             get(api::report_input),
         ),
+        (
+            Method::GET,
+            "/api/v1/incidents/{id}/report",
+            get(api::report),
+        ),
         (Method::POST, "/api/v1/incidents/{id}/ack", post(api::ack)),
         (
             Method::POST,

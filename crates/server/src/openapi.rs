@@ -105,6 +105,18 @@ pub fn openapi_document() -> Value {
             "summary": "Everything the report generator reads",
             "parameters": [id_param()],
             "responses": ok("`{incident, timeline, alerts, actions, evidence}`.", r("ReportInput"))}},
+        "/api/v1/incidents/{id}/report": {"get": {
+            "summary": "The incident report (drafted from the record where not yet written)",
+            "parameters": [id_param(),
+                q("format", "md (default), html, pdf or json.", json!({"type": "string", "enum": ["md", "html", "pdf", "json"]}))],
+            "responses": {
+                "200": {"description": "The report in the asked format.", "content": {
+                    "text/markdown": {"schema": {"type": "string"}},
+                    "text/html": {"schema": {"type": "string"}},
+                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": {"type": "object"}}}},
+                "400": {"description": "Unknown format."},
+                "404": {"description": "No such incident."}}}},
         "/api/v1/incidents/{id}/ack": {"post": mutating("Acknowledge",
             "Moves the incident to `acknowledged` (409 when that is not a legal step).",
             body(json!({"type": "object", "properties": {"actor": actor}}), false),
