@@ -144,6 +144,25 @@ async fn incidents_and_alerts_commands() {
     assert!(inc["acknowledged_at"].is_string() && inc["contained_at"].is_string());
     assert_eq!(inc["narrative"]["impact"], "no metrics for 5 minutes");
     assert!(d["metrics"]["time_to_acknowledge"].is_number());
+    assert!(inc["narrative"]["executive_summary"].is_null());
+
+    // Accepting the drafted executive summary stores Vigil's draft as written text.
+    let (ok, out, err) = vigil(
+        &url,
+        t,
+        &["incidents", "accept", &sid, "--field", "executive_summary"],
+    );
+    assert!(ok, "accept: {out} {err}");
+    let (ok, out, _) = vigil(&url, None, &["incidents", "show", &sid, "--json"]);
+    assert!(ok);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    let summary = d["incident"]["narrative"]["executive_summary"]
+        .as_str()
+        .expect("accepted summary stored");
+    assert!(summary.contains("Vigil"), "{summary}");
+    let (ok, _, err) = vigil(&url, t, &["incidents", "accept", &sid, "--field", "bogus"]);
+    assert!(!ok);
+    assert!(err.contains("unknown field"), "{err}");
 
     // An unreachable server is explained.
     let (ok, _, err) = vigil("http://127.0.0.1:1", None, &["incidents", "list"]);

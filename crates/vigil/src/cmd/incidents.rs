@@ -108,6 +108,21 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Accept Vigil's drafted text of a report section as written (executive_summary, impact,
+    /// root_cause, remediation, lessons_learned, action_plan): the draft is stored as the field's
+    /// value and the report no longer marks it as a draft.
+    Accept {
+        /// Incident id.
+        id: String,
+        /// The field whose draft to accept.
+        #[arg(long)]
+        field: String,
+        /// Who accepts (default `$USER`).
+        #[arg(long)]
+        actor: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 fn path_id(id: &str) -> String {
@@ -432,6 +447,39 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 Value::Null
             } else {
                 Value::String(value)
+            };
+            let mut body = serde_json::Map::new();
+            body.insert(field, v);
+            body.insert("actor".into(), Value::String(actor(a)));
+            change(
+                &remote,
+                format!("/api/v1/incidents/{}/narrative", path_id(&id)),
+                Value::Object(body),
+                true,
+            )
+            .await?;
+        }
+        Command::Accept {
+            id,
+            field,
+            actor: a,
+            remote,
+        } => {
+            let c = Client::new(&remote)?;
+            let raw = c
+                .get(&format!("/api/v1/incidents/{}/report-input", path_id(&id)))
+                .await?;
+            let input: report::ReportInput = serde_json::from_value(raw)
+                .map_err(|e| anyhow::anyhow!("the server's report input is not readable: {e}"))?;
+            let v = if field == "action_plan" {
+                serde_json::to_value(report::draft_action_plan(&input))?
+            } else {
+                let text = report::draft_field(&input, &field).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown field {field:?}: expected executive_summary, impact, root_cause, remediation, lessons_learned or action_plan"
+                    )
+                })?;
+                Value::String(text)
             };
             let mut body = serde_json::Map::new();
             body.insert(field, v);
