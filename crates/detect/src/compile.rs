@@ -890,7 +890,11 @@ impl Cx<'_> {
             }
             (Rhs::Operand(_), None) => return None,
         };
-        Some(Node::Check(Box::new(CCheck { lhs, test })))
+        Some(Node::Check(Box::new(CCheck {
+            lhs,
+            test,
+            id: u32::MAX,
+        })))
     }
 
     fn lower(&mut self, e: &RExpr, rule: &RuleDef, issues: &mut Vec<Issue>) -> Option<Node> {
@@ -1130,6 +1134,7 @@ fn cost(n: &Node) -> u32 {
                 Test::Contains(_) | Test::BContains(_) => 8,
                 Test::IContains(_) | Test::Glob(_) => 12,
                 Test::Regex(_) | Test::Field(..) => 20,
+                Test::AnyContains(_) => 10,
             };
             let mut c2 = base;
             if c.lhs.field.needs_scratch() {
@@ -1166,7 +1171,13 @@ pub fn specialize(n: &Node, kind: Option<&str>) -> Node {
                     other => out.push(other),
                 }
             }
-            out.sort_by_key(cost);
+            let mut out = merge_sets(out, is_and);
+            if !is_and {
+                out = merge_contains(out);
+            }
+            // In `and`, negated parts (usually exception lists, nearly always true) cannot
+            // reject an event early: evaluate positive parts first, cheapest first.
+            out.sort_by_key(|n| (is_and && matches!(n, Node::Not(_)), cost(n)));
             match out.len() {
                 0 => Node::Const(is_and),
                 1 => out.pop().unwrap_or(Node::Const(is_and)),
@@ -1178,6 +1189,22 @@ pub fn specialize(n: &Node, kind: Option<&str>) -> Node {
             }
         }
         Node::Check(c) => {
+            // Fields with a constant value: evt.dir is always "<"; evt.num is > 0, so tests
+            // against 0 or below are constant.
+            let constant = c.lhs.transforms.is_empty()
+                && match (&c.lhs.field.kind, &c.test) {
+                    (FieldKind::EvtDir, t) => !matches!(t, Test::Field(..)),
+                    (FieldKind::EvtNum, Test::Int(_, v)) => *v <= 0,
+                    _ => false,
+                };
+            if constant {
+                let probe = model::Event {
+                    ts: chrono_one(),
+                    ..Default::default()
+                };
+                let mut s = crate::eval::EvalScratch::default();
+                return Node::Const(crate::eval::eval(n, &probe, &mut s));
+            }
             if let Some(k) = kind
                 && c.lhs.field.kind == FieldKind::EvtType
                 && !matches!(c.test, Test::Field(..))
@@ -1192,4 +1219,178 @@ pub fn specialize(n: &Node, kind: Option<&str>) -> Node {
             n.clone()
         }
     }
+}
+
+fn chrono_one() -> model::Time {
+    // Any time after the epoch: evt.num is then >= 1.
+    model::Time::default() + std::time::Duration::from_secs(1)
+}
+
+/// A set-membership check on a plain single-valued field: `(field, items)`.
+fn set_check(n: &Node) -> Option<(&model::fields::Field, Vec<String>)> {
+    let Node::Check(c) = n else { return None };
+    if !c.lhs.transforms.is_empty() || c.lhs.field.is_multi() {
+        return None;
+    }
+    if c.lhs.field.field_type() != FieldType::Str {
+        return None;
+    }
+    match &c.test {
+        Test::StrEq(v, false) => Some((&c.lhs.field, vec![v.to_string()])),
+        Test::StrIn(set) => Some((&c.lhs.field, set.items())),
+        _ => None,
+    }
+}
+
+/// `a contains X or a icontains Y or …` → one multi-pattern matcher (Aho-Corasick).
+fn merge_contains(nodes: Vec<Node>) -> Vec<Node> {
+    fn pat(n: &Node) -> Option<(&model::fields::Field, Vec<u8>, bool)> {
+        let Node::Check(c) = n else { return None };
+        if !c.lhs.transforms.is_empty() || c.lhs.field.is_multi() {
+            return None;
+        }
+        match &c.test {
+            Test::Contains(f) => Some((&c.lhs.field, f.needle().to_vec(), false)),
+            Test::IContains(n) => Some((&c.lhs.field, n.to_vec(), true)),
+            _ => None,
+        }
+    }
+    let mut groups: Vec<(model::fields::Field, bool, Vec<Vec<u8>>)> = Vec::new();
+    for n in &nodes {
+        if let Some((f, p, ci)) = pat(n) {
+            match groups.iter_mut().find(|g| &g.0 == f && g.1 == ci) {
+                Some(g) => g.2.push(p),
+                None => groups.push((f.clone(), ci, vec![p])),
+            }
+        }
+    }
+    if groups.iter().all(|g| g.2.len() < 2) {
+        return nodes;
+    }
+    let mut out = Vec::with_capacity(nodes.len());
+    let mut done: Vec<usize> = Vec::new();
+    for n in nodes {
+        let Some((f, _, ci)) = pat(&n) else {
+            out.push(n);
+            continue;
+        };
+        let gi = groups
+            .iter()
+            .position(|g| &g.0 == f && g.1 == ci)
+            .unwrap_or(usize::MAX);
+        let Some(g) = groups.get(gi) else {
+            out.push(n);
+            continue;
+        };
+        if g.2.len() < 2 {
+            out.push(n);
+            continue;
+        }
+        if done.contains(&gi) {
+            continue;
+        }
+        done.push(gi);
+        let built = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(g.1)
+            .build(&g.2);
+        match built {
+            Ok(ac) => out.push(Node::Check(Box::new(CCheck {
+                lhs: COperand {
+                    field: g.0.clone(),
+                    transforms: Box::new([]),
+                },
+                test: Test::AnyContains(Box::new(ac)),
+                id: u32::MAX,
+            }))),
+            Err(_) => out.push(n),
+        }
+    }
+    out
+}
+
+/// `a in X or a in Y` → `a in X∪Y`; `not a in X and not a in Y` → `not a in X∪Y` (a missing
+/// value makes every part false, so the merged form agrees).
+fn merge_sets(nodes: Vec<Node>, is_and: bool) -> Vec<Node> {
+    let mut out: Vec<Node> = Vec::with_capacity(nodes.len());
+    let mut groups: Vec<(model::fields::Field, Vec<String>, usize)> = Vec::new();
+    for n in nodes {
+        let candidate = if is_and {
+            match &n {
+                Node::Not(inner) => set_check(inner),
+                _ => None,
+            }
+        } else {
+            set_check(&n)
+        };
+        match candidate {
+            Some((f, items)) => {
+                if let Some(g) = groups.iter_mut().find(|g| &g.0 == f) {
+                    g.1.extend(items);
+                    g.2 += 1;
+                } else {
+                    groups.push((f.clone(), items, 1));
+                    out.push(n);
+                }
+            }
+            None => out.push(n),
+        }
+    }
+    // Rebuild merged groups in place of their first member.
+    for (field, mut items, count) in groups {
+        if count < 2 {
+            continue;
+        }
+        items.sort();
+        items.dedup();
+        let merged = Node::Check(Box::new(CCheck {
+            lhs: COperand {
+                field: field.clone(),
+                transforms: Box::new([]),
+            },
+            test: Test::StrIn(StrSet::new(items)),
+            id: u32::MAX,
+        }));
+        let merged = if is_and {
+            Node::Not(Box::new(merged))
+        } else {
+            merged
+        };
+        if let Some(slot) = out.iter_mut().find(|n| {
+            let inner = if is_and {
+                match n {
+                    Node::Not(i) => &**i,
+                    other => other,
+                }
+            } else {
+                &**n
+            };
+            set_check(inner).is_some_and(|(f, _)| *f == field)
+                && (!is_and || matches!(n, Node::Not(_)))
+        }) {
+            *slot = merged;
+        }
+    }
+    out
+}
+
+/// Gives structurally equal checks the same id (their result is then computed once per
+/// event); returns the number of ids.
+pub fn assign_ids(nodes: &mut [&mut Node]) -> u32 {
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    fn walk(n: &mut Node, ids: &mut HashMap<String, u32>) {
+        match n {
+            Node::And(v) | Node::Or(v) => v.iter_mut().for_each(|x| walk(x, ids)),
+            Node::Not(x) => walk(x, ids),
+            Node::Const(_) => {}
+            Node::Check(c) => {
+                let key = format!("{:?}|{:?}", c.lhs, c.test);
+                let next = ids.len() as u32;
+                c.id = *ids.entry(key).or_insert(next);
+            }
+        }
+    }
+    for n in nodes.iter_mut() {
+        walk(n, &mut ids);
+    }
+    ids.len() as u32
 }

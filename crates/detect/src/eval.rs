@@ -82,6 +82,9 @@ pub struct CCheck {
     pub lhs: COperand,
     /// The test on its value(s).
     pub test: Test,
+    /// Identity shared by structurally equal checks of a rule set: their result is computed
+    /// once per event. `u32::MAX` = not memoized.
+    pub id: u32,
 }
 
 /// Integer comparisons.
@@ -174,6 +177,14 @@ impl StrSet {
         }
     }
 
+    /// The items.
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            StrSet::Small(v) => v.iter().map(|s| s.to_string()).collect(),
+            StrSet::Hashed(h) => h.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
     /// Membership.
     #[inline]
     pub fn contains(&self, s: &str) -> bool {
@@ -248,7 +259,7 @@ pub struct Glob {
     ci: bool,
     /// For patterns made of literals and `*` only: the literals, whether the pattern starts
     /// with `*` and whether it ends with `*`.
-    simple: Option<(Box<[Box<str>]>, bool, bool)>,
+    simple: Option<(Box<[memchr::memmem::Finder<'static>]>, bool, bool)>,
 }
 
 impl Glob {
@@ -260,10 +271,10 @@ impl Glob {
             p.to_string()
         };
         let simple = (!ci && !pat.contains(['?', '[', '\\'])).then(|| {
-            let parts: Box<[Box<str>]> = pat
+            let parts: Box<[memchr::memmem::Finder<'static>]> = pat
                 .split('*')
                 .filter(|p| !p.is_empty())
-                .map(Into::into)
+                .map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned())
                 .collect();
             (parts, pat.starts_with('*'), pat.ends_with('*'))
         });
@@ -283,14 +294,19 @@ impl Glob {
     }
 }
 
-fn simple_glob(parts: &[Box<str>], lead: bool, trail: bool, s: &str) -> bool {
+fn simple_glob(
+    parts: &[memchr::memmem::Finder<'static>],
+    lead: bool,
+    trail: bool,
+    s: &str,
+) -> bool {
     if parts.is_empty() {
         return lead || s.is_empty();
     }
-    let mut rest = s;
+    let mut rest = s.as_bytes();
     let last = parts.len() - 1;
-    for (i, p) in parts.iter().enumerate() {
-        let p: &str = p;
+    for (i, f) in parts.iter().enumerate() {
+        let p = f.needle();
         if i == 0 && !lead {
             match rest.strip_prefix(p) {
                 Some(r) => rest = r,
@@ -304,7 +320,7 @@ fn simple_glob(parts: &[Box<str>], lead: bool, trail: bool, s: &str) -> bool {
         if i == last && !trail {
             return rest.len() >= p.len() && rest.ends_with(p);
         }
-        match rest.find(p) {
+        match f.find(rest) {
             Some(at) => rest = &rest[at + p.len()..],
             None => return false,
         }
@@ -438,6 +454,8 @@ pub enum Test {
     Nets(Box<[Cidr]>, bool),
     /// Compare with another field (`val(...)`, transformers on the right).
     Field(crate::parser::Op, Box<COperand>),
+    /// Contains any of several strings (merged `contains` / `icontains`).
+    AnyContains(Box<aho_corasick::AhoCorasick>),
 }
 
 /// Buffers reused across evaluations.
@@ -446,12 +464,17 @@ pub struct EvalScratch {
     /// Composed field values.
     pub fields: Scratch,
     tmp: [String; 2],
+    /// Per check id: computed (bit set) for this event.
+    memo_done: Vec<u64>,
+    /// Per check id: result.
+    memo_val: Vec<u64>,
 }
 
 impl EvalScratch {
     /// Prepares for a new event.
     pub fn reset(&mut self) {
         self.fields.reset();
+        self.memo_done.fill(0);
     }
 }
 
@@ -535,14 +558,26 @@ fn as_text<'a>(v: Value<'a>, buf: &'a mut String) -> &'a str {
 }
 
 fn icontains(hay: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
+    let Some(&first) = needle.first() else {
         return true;
-    }
+    };
     if hay.len() < needle.len() {
         return false;
     }
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    let last_start = hay.len() - needle.len();
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut from = 0;
+    while from <= last_start {
+        let Some(off) = memchr::memchr2(lo, up, &hay[from..=last_start]) else {
+            return false;
+        };
+        let at = from + off;
+        if hay[at..at + needle.len()].eq_ignore_ascii_case(needle) {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
 }
 
 /// Number of nodes in a condition.
@@ -566,6 +601,28 @@ pub fn eval(node: &Node, ev: &Event, s: &mut EvalScratch) -> bool {
 }
 
 fn eval_check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
+    if c.id == u32::MAX {
+        return eval_check_raw(c, ev, s);
+    }
+    let (w, b) = ((c.id / 64) as usize, 1u64 << (c.id % 64));
+    if w >= s.memo_done.len() {
+        s.memo_done.resize(w + 1, 0);
+        s.memo_val.resize(w + 1, 0);
+    }
+    if s.memo_done[w] & b != 0 {
+        return s.memo_val[w] & b != 0;
+    }
+    let r = eval_check_raw(c, ev, s);
+    s.memo_done[w] |= b;
+    if r {
+        s.memo_val[w] |= b;
+    } else {
+        s.memo_val[w] &= !b;
+    }
+    r
+}
+
+fn eval_check_raw(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
     let field = &c.lhs.field;
     if field.needs_scratch() {
         s.fields.prepare(field, ev);
@@ -575,8 +632,21 @@ fn eval_check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
     {
         s.fields.prepare(&rhs.field, ev);
     }
-    let EvalScratch { fields, tmp } = s;
+    let EvalScratch { fields, tmp, .. } = s;
     let [t0, t1] = tmp;
+    if !field.is_multi() && c.lhs.transforms.is_empty() {
+        return match field.value_at(ev, fields, 0) {
+            Some(v) => test_value(&c.test, v, ev, fields, t1),
+            None => false,
+        };
+    }
+    eval_multi(c, ev, fields, t0, t1)
+}
+
+#[inline(never)]
+fn eval_multi(c: &CCheck, ev: &Event, fields: &Scratch, t0: &mut String, t1: &mut String) -> bool {
+    let field = &c.lhs.field;
+    let multi = field.is_multi();
     let mut i = 0;
     loop {
         let Some(raw) = field.value_at(ev, fields, i) else {
@@ -590,7 +660,7 @@ fn eval_check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
         if test_value(&c.test, v, ev, fields, t1) {
             return true;
         }
-        if !field.is_multi() {
+        if !multi {
             return false;
         }
         i += 1;
@@ -644,19 +714,31 @@ fn test_value(test: &Test, v: Value<'_>, ev: &Event, fields: &Scratch, t1: &mut 
                 .is_ok_and(|x| nets.iter().any(|n| n.contains(x)) != *ne),
             _ => false,
         },
-        Test::Field(op, rhs) => {
-            let Some(rv) = rhs.field.value(ev, fields) else {
-                return false;
-            };
-            let mut buf = String::new();
-            let rv = if rhs.transforms.is_empty() {
-                rv
-            } else {
-                transform(rv, &rhs.transforms, &mut buf)
-            };
-            compare_values(*op, v, rv, t1)
-        }
+        Test::Field(op, rhs) => field_test(*op, rhs, v, ev, fields, t1),
+        Test::AnyContains(ac) => ac.is_match(as_text(v, t1)),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn field_test(
+    op: crate::parser::Op,
+    rhs: &COperand,
+    v: Value<'_>,
+    ev: &Event,
+    fields: &Scratch,
+    t1: &mut String,
+) -> bool {
+    let Some(rv) = rhs.field.value(ev, fields) else {
+        return false;
+    };
+    let mut buf = String::new();
+    let rv = if rhs.transforms.is_empty() {
+        rv
+    } else {
+        transform(rv, &rhs.transforms, &mut buf)
+    };
+    compare_values(op, v, rv, t1)
 }
 
 fn compare_values(op: crate::parser::Op, a: Value<'_>, b: Value<'_>, t1: &mut String) -> bool {
@@ -746,5 +828,31 @@ mod tests {
         let mut s = String::new();
         b64_decode("aGVsbG8=", &mut s);
         assert_eq!(s, "hello");
+    }
+}
+
+/// One line per node, indented (for `RuleSet::debug_tree`).
+pub fn debug_tree(n: &Node, d: usize) -> String {
+    let pad = "  ".repeat(d);
+    match n {
+        Node::And(v) => format!(
+            "{pad}AND\n{}",
+            v.iter().map(|x| debug_tree(x, d + 1)).collect::<String>()
+        ),
+        Node::Or(v) => format!(
+            "{pad}OR\n{}",
+            v.iter().map(|x| debug_tree(x, d + 1)).collect::<String>()
+        ),
+        Node::Not(x) => format!("{pad}NOT\n{}", debug_tree(x, d + 1)),
+        Node::Const(b) => format!("{pad}{b}\n"),
+        Node::Check(c) => {
+            let t = format!("{:?}", c.test);
+            format!(
+                "{pad}[{}] {} {}\n",
+                c.id,
+                c.lhs.field.display_name(),
+                &t[..t.len().min(60)]
+            )
+        }
     }
 }

@@ -234,6 +234,14 @@ impl RuleSet {
                 .map(|i| (i, compile::specialize(&compiled[i as usize].cond, None)))
                 .collect();
         }
+        let mut all: Vec<&mut eval::Node> = Vec::new();
+        for idx in index.iter_mut() {
+            for v in idx.by_type.values_mut() {
+                all.extend(v.iter_mut().map(|(_, n)| n));
+            }
+            all.extend(idx.any.iter_mut().map(|(_, n)| n));
+        }
+        compile::assign_ids(&mut all);
         RuleSet { compiled, index }
     }
 
@@ -347,6 +355,20 @@ impl RuleSet {
             .collect();
         out.sort_by(|a, b| b.2.cmp(&a.2));
         out
+    }
+
+    /// The condition of `rule` as evaluated for events of type `kind` (source slot 0 = syscall,
+    /// 1 = docker), one node per line; empty when the rule is not evaluated for that type.
+    pub fn debug_tree(&self, source: usize, kind: &str, rule: &str) -> String {
+        let v = self.index[source]
+            .by_type
+            .get(kind)
+            .map(|v| &v[..])
+            .unwrap_or(&[]);
+        v.iter()
+            .filter(|(i, _)| self.compiled[*i as usize].rule.name == rule)
+            .map(|(_, n)| eval::debug_tree(n, 0))
+            .collect()
     }
 
     /// Number of enabled rules matching `ev` (no allocation; for benchmarks).

@@ -282,7 +282,7 @@ fn compose(kind: FieldKind, ev: &Event, buf: &mut String) {
         FdName | FdNameraw => {
             if let Some(fd) = &ev.fd {
                 if !fd.path.is_empty() || !matches!(fd.typechar, '4' | '6') {
-                    buf.push_str(&fd.path);
+                    // Read directly from the event by `value_at`.
                 } else {
                     let ep = |buf: &mut String, ip: Option<IpAddr>, port: Option<u16>| {
                         let _ = match (ip, port) {
@@ -787,7 +787,10 @@ impl Field {
                 Value::Str(scratch.get(self.kind.slot()?)?)
             }
             FdName | FdNameraw => {
-                fd?;
+                let f = fd?;
+                if !f.path.is_empty() || !matches!(f.typechar, '4' | '6') {
+                    return nonempty(&f.path);
+                }
                 return nonempty(scratch.get(self.kind.slot()?)?);
             }
             EvtRawtime => Value::Int(ts_nanos(&ev.ts)),
