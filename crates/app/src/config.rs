@@ -121,6 +121,9 @@ pub struct ResponseConfig {
     pub policies: Vec<PathBuf>,
     /// Decide and record actions without executing them.
     pub dry_run: bool,
+    /// Guardrails: protected containers, images and namespaces, and rate limits of destructive
+    /// actions (defaults: 60 per minute in total, 20 per incident, `kube-system` protected).
+    pub guardrails: respond::GuardConfig,
 }
 
 impl Default for ResponseConfig {
@@ -129,6 +132,7 @@ impl Default for ResponseConfig {
             builtin_policy: true,
             policies: Vec::new(),
             dry_run: false,
+            guardrails: respond::GuardConfig::default(),
         }
     }
 }
@@ -371,7 +375,7 @@ mod tests {
         let c = Config::parse(
             "listen: 0.0.0.0:9999\nresolve_timeout: 1m\ncorrelation_window: 10m\napi_token: abcdefghij\n\
              detection:\n  builtin: false\n  rules: [a.yaml]\nsensor:\n  enabled: off\n  backend: proc\n\
-             response:\n  dry_run: true\n",
+             response:\n  dry_run: true\n  guardrails:\n    protect_images: ['registry.local/*']\n    max_actions_per_minute: 5\n",
             Path::new("v.yml"),
         )
         .unwrap();
@@ -381,6 +385,15 @@ mod tests {
         assert_eq!(c.sensor.enabled, SensorEnabled::Off);
         assert_eq!(c.sensor.backend, SensorBackend::Proc);
         assert!(c.response.dry_run && c.response.builtin_policy);
+        assert_eq!(
+            c.response.guardrails.protect_images,
+            vec!["registry.local/*"]
+        );
+        assert_eq!(c.response.guardrails.max_actions_per_minute, 5);
+        assert_eq!(
+            c.response.guardrails.max_actions_per_incident_per_minute,
+            respond::GuardConfig::default().max_actions_per_incident_per_minute
+        );
         assert!(c.store_url().starts_with("sqlite://"));
         let mut back = Config::parse(&c.to_yaml(), Path::new("x")).unwrap();
         assert_eq!(back.api_token.as_deref(), Some("<secret>"));

@@ -36,7 +36,7 @@ pub(crate) async fn start(app: &App) -> Result<Engine, AppError> {
         EngineConfig {
             data_dir: cfg.data_dir.clone(),
             dry_run: cfg.response.dry_run,
-            guardrails: Default::default(),
+            guardrails: cfg.response.guardrails.clone(),
         },
         policies,
         Arc::new(AppStore(app.clone())),
