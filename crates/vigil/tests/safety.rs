@@ -193,4 +193,33 @@ fn config_check_names_the_place() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:3:", bad.display())), "{err}");
     assert!(err.contains("enabeld"), "{err}");
+
+    // The rule and policy files a valid configuration names are checked too, with their places.
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: broken\n  desc: x\n  condition: proc.name = (\n  output: x\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "policies:\n  - name: p\n    actions: 7\n").unwrap();
+    let cfg = dir.path().join("refs.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "detection:\n  rules: [{}]\nresponse:\n  policies: [{}]\n",
+            rules.display(),
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:", rules.display())), "{err}");
+    assert!(err.contains(&policy.display().to_string()), "{err}");
 }
