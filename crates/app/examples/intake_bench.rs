@@ -5,8 +5,12 @@
 //!
 //! ```text
 //! cargo run --release -p vigil-app --example intake_bench -- [--seconds 8] [--concurrency 32]
-//!     [--distinct 5000] [--alertmanager /usr/bin/prometheus-alertmanager]
+//!     [--distinct 5000] [--alertmanager /usr/bin/prometheus-alertmanager] [--sync full|normal]
 //! ```
+//!
+//! `--sync full` (default) fsyncs the SQLite WAL at every commit (survives power loss);
+//! `--sync normal` leaves the WAL to the kernel between checkpoints (survives `kill -9` of Vigil,
+//! which is what "a 2xx means durable" promises, not power loss).
 //!
 //! The alerts are a fixed set of `--distinct` label sets (50 instances) sent round-robin, as
 //! Prometheus re-sends its firing alerts: the first pass creates alerts (and, in Vigil, incidents);
@@ -23,6 +27,9 @@ struct Opts {
     concurrency: usize,
     distinct: usize,
     alertmanager: String,
+    /// SQLite commit durability: `full` (fsync per commit, survives power loss) or `normal`
+    /// (survives `kill -9`).
+    sync: String,
 }
 
 fn opts() -> Opts {
@@ -31,6 +38,7 @@ fn opts() -> Opts {
         concurrency: 32,
         distinct: 5000,
         alertmanager: "/usr/bin/prometheus-alertmanager".into(),
+        sync: "full".into(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -41,6 +49,7 @@ fn opts() -> Opts {
             "--concurrency" => o.concurrency = v.parse().expect("--concurrency N"),
             "--distinct" => o.distinct = v.parse().expect("--distinct N"),
             "--alertmanager" => o.alertmanager = v,
+            "--sync" => o.sync = v,
             other => panic!("unknown argument {other}"),
         }
         i += 2;
@@ -175,11 +184,15 @@ fn wait_port(port: u16) {
     panic!("nothing listens on {port}");
 }
 
-fn start_vigil(dir: &std::path::Path) -> (String, std::thread::JoinHandle<()>) {
+fn start_vigil(dir: &std::path::Path, sync: &str) -> (String, std::thread::JoinHandle<()>) {
     let port = free_port();
     let mut config = app::Config {
         listen: ([127, 0, 0, 1], port).into(),
         data_dir: dir.join("vigil"),
+        store: Some(format!(
+            "sqlite://{}?synchronous={sync}",
+            dir.join("vigil").join("vigil.db").display()
+        )),
         ..Default::default()
     };
     config.sensor.enabled = app::SensorEnabled::Off;
@@ -200,7 +213,7 @@ fn start_vigil(dir: &std::path::Path) -> (String, std::thread::JoinHandle<()>) {
         });
     });
     let store = rx.recv().unwrap();
-    println!("Vigil: in-process, store {store} (WAL, synchronous=FULL)");
+    println!("Vigil: in-process, store {store} (WAL)");
     wait_port(port);
     (format!("http://127.0.0.1:{port}"), h)
 }
@@ -266,7 +279,7 @@ fn main() {
         o.distinct,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let (vigil_url, _vigil) = start_vigil(dir.path());
+    let (vigil_url, _vigil) = start_vigil(dir.path(), &o.sync);
     let am = start_alertmanager(&o.alertmanager, dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -282,6 +295,7 @@ fn main() {
             concurrency: 1,
             distinct: o.distinct,
             alertmanager: String::new(),
+            sync: String::new(),
         };
         let t = Instant::now();
         let client = reqwest::Client::new();

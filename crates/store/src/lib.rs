@@ -35,6 +35,49 @@ use model::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// How a SQLite commit is made durable (`?synchronous=` in a SQLite store URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSync {
+    /// `synchronous=FULL` (default): the WAL is fsynced at every commit; an acknowledged write
+    /// survives a crash of the process and of the machine (power loss).
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: the WAL is fsynced at checkpoints only; an acknowledged write
+    /// survives `kill -9` of Vigil (the kernel holds it), but the last commits can be lost if the
+    /// machine itself loses power.
+    Normal,
+}
+
+impl SqliteSync {
+    /// The PRAGMA value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        }
+    }
+
+    /// Reads `synchronous=full|normal` from a SQLite URL's query string (default full).
+    pub fn from_url(url: &str) -> Result<SqliteSync, StoreError> {
+        let Some((_, query)) = url.split_once('?') else {
+            return Ok(SqliteSync::Full);
+        };
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if k == "synchronous" {
+                return match v.to_ascii_lowercase().as_str() {
+                    "full" => Ok(SqliteSync::Full),
+                    "normal" => Ok(SqliteSync::Normal),
+                    _ => Err(StoreError::Config(format!(
+                        "store URL {url:?}: synchronous={v:?}: expected full or normal"
+                    ))),
+                };
+            }
+        }
+        Ok(SqliteSync::Full)
+    }
+}
+
 /// Where a store lives, parsed from its URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
@@ -65,7 +108,9 @@ impl StoreLocation {
         } else {
             u
         };
-        // Drop SQLite-style query parameters (`?mode=rwc`); the store sets its own options.
+        // Query parameters: `synchronous=full|normal` (see [`SqliteSync`]); others
+        // (`?mode=rwc`) are ignored, the store sets its own options.
+        SqliteSync::from_url(u)?;
         let path = path.split('?').next().unwrap_or(path);
         if path.is_empty() {
             return Err(StoreError::Config(format!(
@@ -79,15 +124,23 @@ impl StoreLocation {
 /// Opens the store the URL names, applying pending migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match StoreLocation::parse(url)? {
-        StoreLocation::Sqlite(path) => open_sqlite(path).await,
+        StoreLocation::Sqlite(path) => open_sqlite_with(path, SqliteSync::from_url(url)?).await,
         StoreLocation::Postgres(url) => Ok(Arc::new(PgStore::connect(&url).await?)),
     }
 }
 
 /// Opens (creating if needed) a SQLite store at `path`, applying pending migrations.
 pub async fn open_sqlite(path: impl AsRef<Path>) -> Result<Arc<dyn Store>, StoreError> {
+    open_sqlite_with(path, SqliteSync::Full).await
+}
+
+/// Opens a SQLite store with the given commit durability.
+pub async fn open_sqlite_with(
+    path: impl AsRef<Path>,
+    sync: SqliteSync,
+) -> Result<Arc<dyn Store>, StoreError> {
     let path = path.as_ref().to_path_buf();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(path))
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(path, sync))
         .await
         .map_err(|e| StoreError::Backend(format!("opening SQLite: {e}")))??;
     Ok(Arc::new(store))
@@ -96,6 +149,20 @@ pub async fn open_sqlite(path: impl AsRef<Path>) -> Result<Arc<dyn Store>, Store
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn synchronous_parameter() {
+        assert_eq!(
+            SqliteSync::from_url("sqlite://a.db").unwrap(),
+            SqliteSync::Full
+        );
+        assert_eq!(
+            SqliteSync::from_url("sqlite://a.db?mode=rwc&synchronous=NORMAL").unwrap(),
+            SqliteSync::Normal
+        );
+        let e = StoreLocation::parse("sqlite://a.db?synchronous=off").unwrap_err();
+        assert!(e.to_string().contains("synchronous"), "{e}");
+    }
 
     #[test]
     fn urls_pick_the_backend() {

@@ -129,6 +129,15 @@ impl SqliteStore {
     /// pending migrations and starts the writer thread. Blocking; see [`crate::open_sqlite`] for
     /// the async form.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, crate::SqliteSync::Full)
+    }
+
+    /// Opens (creating if needed) the database at `path` with the given commit durability and
+    /// applies pending migrations.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        sync: crate::SqliteSync,
+    ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -169,10 +178,11 @@ impl SqliteStore {
         // Checkpoints normally run on their own thread (see `checkpoint_loop`) so commits never
         // wait for them; the writer checkpoints itself only as a safety net when the WAL grows
         // past 80 MB.
-        conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;
              PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=20000;",
-        )
+            sync.pragma()
+        ))
         .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn, migrations::SQLITE, &path)?;
