@@ -4,6 +4,8 @@
 //! listen: 127.0.0.1:9093          # Alertmanager's port, so Prometheus and amtool find it
 //! data_dir: ./vigil-data
 //! store: sqlite://./vigil-data/vigil.db   # default; or postgres://user:pw@host/db
+//!                                 # ?synchronous=normal: no fsync per commit (survives kill -9,
+//!                                 # not power loss); default full
 //! api_token: s3cret               # required for mutating requests when set; generated when
 //!                                 # listening on a non-loopback address without one
 //! resolve_timeout: 5m             # alerts not re-sent resolve after this
@@ -11,7 +13,9 @@
 //! max_body_bytes: 4194304
 //! detection: { builtin: true, rules: [] }
 //! sensor: { enabled: auto, backend: auto }
-//! response: { builtin_policy: true, policies: [], dry_run: false }
+//! response: { builtin_policy: true, policies: [], dry_run: false,
+//!             guardrails: { protect_containers: [], protect_images: [], protect_namespaces: [kube-system],
+//!                           max_actions_per_minute: 60, max_actions_per_incident_per_minute: 20 } }
 //! ```
 //!
 //! Every field is optional. Unknown fields are errors, reported with file:line:column.
