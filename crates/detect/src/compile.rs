@@ -631,7 +631,7 @@ fn parse_int(s: &str) -> Option<i64> {
 
 fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return None;
     }
     (0..t.len())

@@ -775,6 +775,32 @@ fn compare_values(op: crate::parser::Op, a: Value<'_>, b: Value<'_>, t1: &mut St
     }
 }
 
+/// One line per node, indented (for `RuleSet::debug_tree`).
+pub fn debug_tree(n: &Node, d: usize) -> String {
+    let pad = "  ".repeat(d);
+    match n {
+        Node::And(v) => format!(
+            "{pad}AND\n{}",
+            v.iter().map(|x| debug_tree(x, d + 1)).collect::<String>()
+        ),
+        Node::Or(v) => format!(
+            "{pad}OR\n{}",
+            v.iter().map(|x| debug_tree(x, d + 1)).collect::<String>()
+        ),
+        Node::Not(x) => format!("{pad}NOT\n{}", debug_tree(x, d + 1)),
+        Node::Const(b) => format!("{pad}{b}\n"),
+        Node::Check(c) => {
+            let t = format!("{:?}", c.test);
+            format!(
+                "{pad}[{}] {} {}\n",
+                c.id,
+                c.lhs.field.display_name(),
+                &t[..t.len().min(60)]
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -828,31 +854,5 @@ mod tests {
         let mut s = String::new();
         b64_decode("aGVsbG8=", &mut s);
         assert_eq!(s, "hello");
-    }
-}
-
-/// One line per node, indented (for `RuleSet::debug_tree`).
-pub fn debug_tree(n: &Node, d: usize) -> String {
-    let pad = "  ".repeat(d);
-    match n {
-        Node::And(v) => format!(
-            "{pad}AND\n{}",
-            v.iter().map(|x| debug_tree(x, d + 1)).collect::<String>()
-        ),
-        Node::Or(v) => format!(
-            "{pad}OR\n{}",
-            v.iter().map(|x| debug_tree(x, d + 1)).collect::<String>()
-        ),
-        Node::Not(x) => format!("{pad}NOT\n{}", debug_tree(x, d + 1)),
-        Node::Const(b) => format!("{pad}{b}\n"),
-        Node::Check(c) => {
-            let t = format!("{:?}", c.test);
-            format!(
-                "{pad}[{}] {} {}\n",
-                c.id,
-                c.lhs.field.display_name(),
-                &t[..t.len().min(60)]
-            )
-        }
     }
 }

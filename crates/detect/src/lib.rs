@@ -161,12 +161,15 @@ pub struct Rule {
     pub output: String,
 }
 
+/// Rules to evaluate: (rule number, condition specialized for the bucket's event type).
+type Bucket = Box<[(u32, eval::Node)]>;
+
 /// Per-source index: by event type, the rules that can match it with their condition
 /// specialized for that type; and the rules that can match any type.
 #[derive(Default)]
 struct SourceIndex {
-    by_type: HashMap<Box<str>, Box<[(u32, eval::Node)]>, FxBuild>,
-    any: Box<[(u32, eval::Node)]>,
+    by_type: HashMap<Box<str>, Bucket, FxBuild>,
+    any: Bucket,
 }
 
 /// Compiled rules, ready to match events. Cheap to share (`Send + Sync`).
@@ -353,7 +356,7 @@ impl RuleSet {
             .filter(|(_, (n, _))| *n > 0)
             .map(|(i, (n, d))| (self.compiled[i].rule.name.clone(), n, d))
             .collect();
-        out.sort_by(|a, b| b.2.cmp(&a.2));
+        out.sort_by_key(|x| std::cmp::Reverse(x.2));
         out
     }
 

@@ -1291,14 +1291,14 @@ fn validate_exception(ex: &ExceptionDef) -> R<()> {
                 ex.loc,
             ));
         }
-        (Entry::Item(_), Entry::Item(c)) => {
-            if !matches!(c.as_str(), "in" | "pmatch" | "intersects") {
-                return Err(err(
-                    "LOAD_ERR_VALIDATE",
-                    "When fields is a single value, comps must be one of (in, pmatch, intersects)",
-                    ex.loc,
-                ));
-            }
+        (Entry::Item(_), Entry::Item(c))
+            if !matches!(c.as_str(), "in" | "pmatch" | "intersects") =>
+        {
+            return Err(err(
+                "LOAD_ERR_VALIDATE",
+                "When fields is a single value, comps must be one of (in, pmatch, intersects)",
+                ex.loc,
+            ));
         }
         _ => {}
     }

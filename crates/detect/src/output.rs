@@ -90,11 +90,12 @@ impl OutputFormat {
             let name_start = k;
             let mut e = field_chars_end(b, k);
             let mut arg = None;
-            if e < b.len() && b[e] == b'[' {
-                if let Some(close) = fmt[e..].find(']') {
-                    arg = Some(fmt[e + 1..e + close].to_string());
-                    e += close + 1;
-                }
+            if e < b.len()
+                && b[e] == b'['
+                && let Some(close) = fmt[e..].find(']')
+            {
+                arg = Some(fmt[e + 1..e + close].to_string());
+                e += close + 1;
             }
             let base = &fmt[name_start..e.min(fmt.len())];
             let base_name = match base.find('[') {

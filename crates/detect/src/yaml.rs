@@ -159,10 +159,7 @@ pub fn parse(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
     let mut count = 0usize;
     let mut current: Option<Node> = None;
     let mut in_doc = false;
-    loop {
-        let Some(next) = parser.next_event() else {
-            break;
-        };
+    while let Some(next) = parser.next_event() {
         let (ev, span) = next.map_err(|e| YamlError {
             pos: pos_of(e.marker(), text),
             message: e.info(),

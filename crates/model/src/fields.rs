@@ -559,7 +559,7 @@ pub fn lookup(name: &str, arg: Option<&str>) -> Lookup {
             (ArgSpec::Key, None) => {
                 return Lookup::Unknown(format!("field '{n}' needs an argument"));
             }
-            (ArgSpec::Key, Some(a)) if a.is_empty() => {
+            (ArgSpec::Key, Some("")) => {
                 return Lookup::Unknown(format!("field '{n}' needs an argument"));
             }
             (ArgSpec::Key, Some(a)) => match (kind, a.parse::<u32>()) {
