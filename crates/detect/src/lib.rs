@@ -511,7 +511,7 @@ impl Detection {
         }
         let mut alert = Alert::new(labels, event.ts);
         alert.annotations.set("output", self.output.clone());
-        alert.annotations.set("description", self.desc.clone());
+        alert.annotations.set("description", self.desc.trim());
         alert.annotations.set(
             "summary",
             match &event.container {

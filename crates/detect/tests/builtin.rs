@@ -75,3 +75,55 @@ fn negative_cases_really_produce_nothing_for_their_rule() {
         .unwrap();
     assert!(!case.run(&rules).passed());
 }
+
+#[test]
+fn detections_become_alerts() {
+    let (rules, _) = RuleSetBuilder::new().builtin(true).build().unwrap();
+    let ev = model::Event {
+        kind: "container_start".into(),
+        source: model::EventSource::Docker,
+        hostname: "node-1".into(),
+        container: Some(model::ContainerInfo {
+            id: "4f1c0e7d9a2b3c4d5e6f00".into(),
+            name: "miner".into(),
+            image: "servethehome/monero_cpu_minergate:latest".into(),
+            image_repository: "servethehome/monero_cpu_minergate".into(),
+            k8s_ns: "prod".into(),
+            k8s_pod: "miner-0".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let d = rules.detect(&ev);
+    assert_eq!(d.len(), 1);
+    let a = d[0].to_alert(&ev);
+    let l = |k: &str| a.labels.get(k).map(str::to_string);
+    assert_eq!(
+        l("alertname").as_deref(),
+        Some("Cryptominer container started")
+    );
+    assert_eq!(l("severity").as_deref(), Some("critical"));
+    assert_eq!(l("source").as_deref(), Some("runtime"));
+    assert_eq!(l("priority").as_deref(), Some("Critical"));
+    assert_eq!(l("mitre").as_deref(), Some("T1496"));
+    assert_eq!(l("container_id").as_deref(), Some("4f1c0e7d9a2b"));
+    assert_eq!(l("container_name").as_deref(), Some("miner"));
+    assert_eq!(
+        l("image").as_deref(),
+        Some("servethehome/monero_cpu_minergate:latest")
+    );
+    assert_eq!(l("k8s_ns").as_deref(), Some("prod"));
+    assert_eq!(l("k8s_pod").as_deref(), Some("miner-0"));
+    assert_eq!(l("host").as_deref(), Some("node-1"));
+    assert!(l("tags").unwrap().contains("cryptomining"));
+    assert!(
+        a.annotations
+            .get("output")
+            .unwrap()
+            .starts_with("Cryptominer container started")
+    );
+    assert!(!a.annotations.get("description").unwrap().ends_with('\n'));
+    let evidence: model::Event = serde_json::from_value(a.evidence.clone().unwrap()).unwrap();
+    assert_eq!(evidence, ev);
+    assert_eq!(a.starts_at, ev.ts);
+}
