@@ -471,6 +471,15 @@ pub struct EvalScratch {
 }
 
 impl EvalScratch {
+    /// Makes room for `n` memoized checks.
+    pub fn reserve_checks(&mut self, n: u32) {
+        let words = (n as usize).div_ceil(64);
+        if self.memo_done.len() < words {
+            self.memo_done.resize(words, 0);
+            self.memo_val.resize(words, 0);
+        }
+    }
+
     /// Prepares for a new event.
     pub fn reset(&mut self) {
         self.fields.reset();
@@ -600,16 +609,18 @@ pub fn eval(node: &Node, ev: &Event, s: &mut EvalScratch) -> bool {
     }
 }
 
+#[inline]
 fn eval_check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
-    if c.id == u32::MAX {
-        return eval_check_raw(c, ev, s);
-    }
     let (w, b) = ((c.id / 64) as usize, 1u64 << (c.id % 64));
-    if w >= s.memo_done.len() {
+    let Some(done) = s.memo_done.get(w) else {
+        if c.id == u32::MAX {
+            return eval_check_raw(c, ev, s);
+        }
         s.memo_done.resize(w + 1, 0);
         s.memo_val.resize(w + 1, 0);
-    }
-    if s.memo_done[w] & b != 0 {
+        return eval_check(c, ev, s);
+    };
+    if done & b != 0 {
         return s.memo_val[w] & b != 0;
     }
     let r = eval_check_raw(c, ev, s);

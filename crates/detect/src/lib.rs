@@ -176,6 +176,8 @@ struct SourceIndex {
 pub struct RuleSet {
     compiled: Vec<compile::Compiled>,
     index: [SourceIndex; 3],
+    /// Number of distinct memoized checks.
+    checks: u32,
 }
 
 fn source_slot(s: EventSource) -> usize {
@@ -244,8 +246,12 @@ impl RuleSet {
             }
             all.extend(idx.any.iter_mut().map(|(_, n)| n));
         }
-        compile::assign_ids(&mut all);
-        RuleSet { compiled, index }
+        let checks = compile::assign_ids(&mut all);
+        RuleSet {
+            compiled,
+            index,
+            checks,
+        }
     }
 
     /// Every compiled rule (enabled or not), in definition order.
@@ -286,6 +292,7 @@ impl RuleSet {
         scratch: &mut MatchScratch,
         mut f: impl FnMut(&'a Rule),
     ) {
+        scratch.reserve_checks(self.checks);
         scratch.reset();
         for (i, cond) in self.candidates(ev) {
             if eval::eval(cond, ev, scratch) {
@@ -307,6 +314,7 @@ impl RuleSet {
     }
 
     fn collect(&self, ev: &Event, s: &mut MatchScratch, hits: &mut Vec<u32>) {
+        s.reserve_checks(self.checks);
         s.reset();
         for (i, cond) in self.candidates(ev) {
             if eval::eval(cond, ev, s) {
