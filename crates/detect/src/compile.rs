@@ -863,6 +863,17 @@ impl Cx<'_> {
                     Op::IContains => Test::IContains(v.to_ascii_lowercase().into_bytes().into()),
                     Op::StartsWith => Test::StartsWith(v.into()),
                     Op::EndsWith => Test::EndsWith(v.into()),
+                    // `*literal*` is a substring test (and can join a multi-pattern matcher).
+                    Op::Glob
+                        if v.len() > 2
+                            && v.starts_with('*')
+                            && v.ends_with('*')
+                            && !v[1..v.len() - 1].contains(['*', '?', '[', '\\']) =>
+                    {
+                        Test::Contains(
+                            memchr::memmem::Finder::new(v[1..v.len() - 1].as_bytes()).into_owned(),
+                        )
+                    }
                     Op::Glob => Test::Glob(Glob::new(v, false)),
                     Op::IGlob => Test::Glob(Glob::new(v, true)),
                     Op::Regex => match regex::Regex::new(&format!("^(?:{v})$")) {
