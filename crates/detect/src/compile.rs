@@ -871,7 +871,7 @@ impl Cx<'_> {
                             && !v[1..v.len() - 1].contains(['*', '?', '[', '\\']) =>
                     {
                         Test::Contains(
-                            memchr::memmem::Finder::new(v[1..v.len() - 1].as_bytes()).into_owned(),
+                            memchr::memmem::Finder::new(&v.as_bytes()[1..v.len() - 1]).into_owned(),
                         )
                     }
                     Op::Glob => Test::Glob(Glob::new(v, false)),
