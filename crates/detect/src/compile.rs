@@ -99,7 +99,7 @@ fn type_sets(n: &Node) -> (TypeSet, TypeSet) {
                 Test::StrIn(set) => {
                     let items: BTreeSet<String> = match set {
                         StrSet::Small(v) => v.iter().map(|s| s.to_string()).collect(),
-                        StrSet::Hashed(h) => h.iter().map(|s| s.to_string()).collect(),
+                        StrSet::Hashed(h, _) => h.iter().map(|s| s.to_string()).collect(),
                     };
                     (TypeSet::Only(items.clone()), TypeSet::AllExcept(items))
                 }

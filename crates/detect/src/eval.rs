@@ -163,8 +163,19 @@ impl Cidr {
 pub enum StrSet {
     /// Few items.
     Small(Box<[Box<str>]>),
-    /// Many items.
-    Hashed(HashSet<Box<str>, FxBuild>),
+    /// Many items, with a 256-bit prefilter on (length, first byte, last byte) that turns
+    /// most misses away without hashing.
+    Hashed(HashSet<Box<str>, FxBuild>, [u64; 4]),
+}
+
+#[inline]
+fn bloom_bit(s: &str) -> usize {
+    let b = s.as_bytes();
+    let (first, last) = match (b.first(), b.last()) {
+        (Some(f), Some(l)) => (*f as usize, *l as usize),
+        _ => (0, 0),
+    };
+    (b.len().wrapping_mul(31) ^ first.wrapping_mul(7) ^ last.wrapping_mul(131)) & 255
 }
 
 impl StrSet {
@@ -173,7 +184,15 @@ impl StrSet {
         if items.len() <= 6 {
             StrSet::Small(items.into_iter().map(String::into_boxed_str).collect())
         } else {
-            StrSet::Hashed(items.into_iter().map(String::into_boxed_str).collect())
+            let mut bloom = [0u64; 4];
+            for i in &items {
+                let bit = bloom_bit(i);
+                bloom[bit / 64] |= 1 << (bit % 64);
+            }
+            StrSet::Hashed(
+                items.into_iter().map(String::into_boxed_str).collect(),
+                bloom,
+            )
         }
     }
 
@@ -181,7 +200,7 @@ impl StrSet {
     pub fn items(&self) -> Vec<String> {
         match self {
             StrSet::Small(v) => v.iter().map(|s| s.to_string()).collect(),
-            StrSet::Hashed(h) => h.iter().map(|s| s.to_string()).collect(),
+            StrSet::Hashed(h, _) => h.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -190,7 +209,10 @@ impl StrSet {
     pub fn contains(&self, s: &str) -> bool {
         match self {
             StrSet::Small(v) => v.iter().any(|i| **i == *s),
-            StrSet::Hashed(h) => h.contains(s),
+            StrSet::Hashed(h, bloom) => {
+                let bit = bloom_bit(s);
+                bloom[bit / 64] & (1 << (bit % 64)) != 0 && h.contains(s)
+            }
         }
     }
 }
