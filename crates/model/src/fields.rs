@@ -233,11 +233,13 @@ impl Scratch {
     }
 
     /// Forgets the composed values of the previous event.
+    #[inline]
     pub fn reset(&mut self) {
         self.ready = 0;
     }
 
     /// Composes the text of `field` for `ev` unless already done since the last reset.
+    #[inline]
     pub fn prepare(&mut self, field: &Field, ev: &Event) {
         let Some(slot) = field.kind.slot() else {
             return;
@@ -252,6 +254,7 @@ impl Scratch {
         compose(field.kind, ev, buf);
     }
 
+    #[inline]
     fn get(&self, slot: usize) -> Option<&str> {
         (self.ready & (1 << slot) != 0).then(|| self.bufs[slot].as_str())
     }
@@ -603,6 +606,7 @@ impl FieldKind {
             .map_or(FieldType::Str, |(_, _, t, _)| *t)
     }
 
+    #[inline]
     fn slot(self) -> Option<usize> {
         use FieldKind::*;
         Some(match self {
@@ -617,6 +621,7 @@ impl FieldKind {
     }
 }
 
+#[inline]
 fn nonempty(s: &str) -> Option<Value<'_>> {
     (!s.is_empty()).then_some(Value::Str(s))
 }
@@ -723,11 +728,13 @@ impl Field {
     }
 
     /// Whether the value is composed into a [`Scratch`] (call [`Scratch::prepare`] first).
+    #[inline]
     pub fn needs_scratch(&self) -> bool {
         self.kind.slot().is_some()
     }
 
     /// Whether the field can hold several values (any of which may satisfy a condition).
+    #[inline]
     pub fn is_multi(&self) -> bool {
         use FieldKind::*;
         match self.kind {
