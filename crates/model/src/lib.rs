@@ -13,6 +13,7 @@ mod event;
 pub mod fields;
 mod incident;
 mod labels;
+mod matcher;
 mod severity;
 mod store;
 mod timeline;
@@ -23,6 +24,7 @@ pub use event::{Ancestor, ContainerInfo, Event, EventSource, FdInfo, ProcessInfo
 pub use fields::{Field, FieldKind};
 pub use incident::{ActionItem, Assets, Incident, IncidentStatus, Narrative, TimingMetrics};
 pub use labels::{Fingerprint, Labels};
+pub use matcher::{LabelMatcher, MatchOp, anchored};
 pub use severity::Severity;
 pub use store::{AlertQuery, IncidentQuery, Store, StoreError, StoredAlert};
 pub use timeline::{TimelineEntry, TimelineKind};
