@@ -1185,6 +1185,7 @@ pub fn specialize(n: &Node, kind: Option<&str>) -> Node {
             let mut out = merge_sets(out, is_and);
             if !is_and {
                 out = merge_contains(out);
+                out = factor_or(out);
             }
             // In `and`, negated parts (usually exception lists, nearly always true) cannot
             // reject an event early: evaluate positive parts first, cheapest first.
@@ -1229,6 +1230,95 @@ pub fn specialize(n: &Node, kind: Option<&str>) -> Node {
             }
             n.clone()
         }
+    }
+}
+
+/// Identity of a plain check for factoring (`None` for other nodes and for tests whose
+/// debug form is large).
+fn factor_key(n: &Node) -> Option<String> {
+    let Node::Check(c) = n else { return None };
+    if matches!(c.test, Test::AnyContains(_) | Test::Regex(_)) {
+        return None;
+    }
+    Some(format!("{:?}|{:?}", c.lhs, c.test))
+}
+
+/// `(a and b) or (a and c) or d` → `(a and (b or c)) or d`: a check shared by several
+/// branches of an `or` is then evaluated once, and rejects all of them at once when false.
+/// Pure boolean algebra (evaluation has no side effects), so the same events match.
+fn factor_or(mut nodes: Vec<Node>) -> Vec<Node> {
+    loop {
+        // The check shared by the most `and` branches.
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for n in &nodes {
+            if let Node::And(v) = n {
+                let mut seen = std::collections::HashSet::new();
+                for k in v.iter().filter_map(factor_key) {
+                    if seen.insert(k.clone()) {
+                        *counts.entry(k).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let Some((key, _)) = counts
+            .into_iter()
+            .filter(|(_, c)| *c >= 2)
+            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+        else {
+            return nodes;
+        };
+        let mut shared: Option<Node> = None;
+        let mut rests: Vec<Node> = Vec::new();
+        let mut absorbed = false;
+        let mut at = None;
+        let mut keep = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            let Node::And(v) = n else {
+                keep.push(n);
+                continue;
+            };
+            if !v
+                .iter()
+                .any(|x| factor_key(x).as_deref() == Some(key.as_str()))
+            {
+                keep.push(Node::And(v));
+                continue;
+            }
+            at.get_or_insert(keep.len());
+            let mut rest = Vec::with_capacity(v.len());
+            for x in v.into_vec() {
+                if factor_key(&x).as_deref() == Some(key.as_str()) {
+                    shared.get_or_insert(x);
+                } else {
+                    rest.push(x);
+                }
+            }
+            match rest.len() {
+                // `a or (a and b)` = `a`.
+                0 => absorbed = true,
+                1 => rests.extend(rest),
+                _ => rests.push(Node::And(rest.into())),
+            }
+        }
+        let (Some(shared), Some(at)) = (shared, at) else {
+            return keep;
+        };
+        let group = if absorbed {
+            shared
+        } else {
+            let mut inner = factor_or(merge_contains(merge_sets(rests, false)));
+            inner.sort_by_key(cost);
+            let inner = if inner.len() == 1 {
+                inner.pop().unwrap_or(Node::Const(false))
+            } else {
+                flatten(Node::Or(inner.into()))
+            };
+            let mut and = vec![shared, inner];
+            and.sort_by_key(|n| (matches!(n, Node::Not(_)), cost(n)));
+            flatten(Node::And(and.into()))
+        };
+        keep.insert(at, group);
+        nodes = keep;
     }
 }
 
@@ -1404,4 +1494,114 @@ pub fn assign_ids(nodes: &mut [&mut Node]) -> u32 {
         walk(n, &mut ids);
     }
     ids.len() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::RuleSetBuilder;
+    use model::{Ancestor, Event, ProcessInfo, UserInfo};
+
+    /// Factoring shared checks out of `or` branches keeps exactly the same matches.
+    #[test]
+    fn factored_or_matches_like_the_original() {
+        let cond = "evt.type = execve and ((proc.name = a and proc.pname = x) \
+                    or (proc.name = a and proc.pname = y and user.name = u) \
+                    or (proc.pname = x and user.name = v) or proc.name = b \
+                    or (proc.name = a and proc.name = a))";
+        let text =
+            format!("- rule: R\n  desc: d\n  condition: {cond}\n  output: o\n  priority: INFO\n");
+        let (rules, report) = RuleSetBuilder::new()
+            .add_source("f.yaml", text)
+            .build()
+            .unwrap();
+        assert!(!report.has_errors(), "{report}");
+        let tree = rules.debug_tree(0, "execve", "R");
+        assert_eq!(tree.matches("proc.name StrEq(\"a\"").count(), 1, "{tree}");
+        let expect = |n: &str, p: &str, u: &str| {
+            (n == "a" && p == "x")
+                || (n == "a" && p == "y" && u == "u")
+                || (p == "x" && u == "v")
+                || n == "b"
+                || n == "a"
+        };
+        let mut seen = [0usize; 2];
+        for n in ["a", "b", "c"] {
+            for p in ["x", "y", "z"] {
+                for u in ["u", "v", "w"] {
+                    let ev = Event {
+                        kind: "execve".into(),
+                        process: Some(ProcessInfo {
+                            name: n.into(),
+                            user: UserInfo {
+                                name: u.into(),
+                                ..Default::default()
+                            },
+                            ancestors: vec![Ancestor {
+                                name: p.into(),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    };
+                    let mut hit = false;
+                    rules.matches(&ev, |_| hit = true);
+                    assert_eq!(hit, expect(n, p, u), "{n} {p} {u}\n{tree}");
+                    seen[usize::from(hit)] += 1;
+                }
+            }
+        }
+        assert!(seen[0] > 0 && seen[1] > 0);
+    }
+
+    /// Without absorption: the shared check is evaluated once, the rest stays an `or`.
+    #[test]
+    fn factored_or_without_absorption() {
+        let cond = "evt.type = execve and ((proc.name = a and proc.pname = x) \
+                    or (proc.name = a and proc.pname = y and user.name = u) \
+                    or (proc.pname = x and user.name = v) or proc.name = b)";
+        let text =
+            format!("- rule: R\n  desc: d\n  condition: {cond}\n  output: o\n  priority: INFO\n");
+        let (rules, _) = RuleSetBuilder::new()
+            .add_source("f.yaml", text)
+            .build()
+            .unwrap();
+        let tree = rules.debug_tree(0, "execve", "R");
+        assert_eq!(tree.matches("proc.name StrEq(\"a\"").count(), 1, "{tree}");
+        let expect = |n: &str, p: &str, u: &str| {
+            (n == "a" && p == "x")
+                || (n == "a" && p == "y" && u == "u")
+                || (p == "x" && u == "v")
+                || n == "b"
+        };
+        for n in ["a", "b", "c"] {
+            for p in ["x", "y", "z", ""] {
+                for u in ["u", "v", "w"] {
+                    let ev = Event {
+                        kind: "execve".into(),
+                        process: Some(ProcessInfo {
+                            name: n.into(),
+                            user: UserInfo {
+                                name: u.into(),
+                                ..Default::default()
+                            },
+                            ancestors: if p.is_empty() {
+                                Vec::new()
+                            } else {
+                                vec![Ancestor {
+                                    name: p.into(),
+                                    ..Default::default()
+                                }]
+                            },
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    };
+                    let mut hit = false;
+                    rules.matches(&ev, |_| hit = true);
+                    assert_eq!(hit, expect(n, p, u), "{n} {p} {u}\n{tree}");
+                }
+            }
+        }
+    }
 }
