@@ -1474,24 +1474,51 @@ fn merge_sets(nodes: Vec<Node>, is_and: bool) -> Vec<Node> {
     out
 }
 
-/// Gives structurally equal checks the same id (their result is then computed once per
-/// event); returns the number of ids.
-pub fn assign_ids(nodes: &mut [&mut Node]) -> u32 {
-    let mut ids: HashMap<String, u32> = HashMap::new();
-    fn walk(n: &mut Node, ids: &mut HashMap<String, u32>) {
+/// Gives structurally equal checks of a bucket (the conditions evaluated for one event)
+/// the same id: their result is then computed once per event. A check that occurs only once
+/// in every bucket is not memoized (id `u32::MAX`): recording its result would only cost
+/// time. Returns the number of ids.
+pub fn assign_ids(buckets: &mut [Vec<&mut Node>]) -> u32 {
+    fn key(c: &CCheck) -> String {
+        format!("{:?}|{:?}", c.lhs, c.test)
+    }
+    fn count(n: &Node, seen: &mut HashMap<String, u32>) {
         match n {
-            Node::And(v) | Node::Or(v) => v.iter_mut().for_each(|x| walk(x, ids)),
-            Node::Not(x) => walk(x, ids),
+            Node::And(v) | Node::Or(v) => v.iter().for_each(|x| count(x, seen)),
+            Node::Not(x) => count(x, seen),
+            Node::Const(_) => {}
+            Node::Check(c) => *seen.entry(key(c)).or_default() += 1,
+        }
+    }
+    fn walk(n: &mut Node, shared: &BTreeSet<String>, ids: &mut HashMap<String, u32>) {
+        match n {
+            Node::And(v) | Node::Or(v) => v.iter_mut().for_each(|x| walk(x, shared, ids)),
+            Node::Not(x) => walk(x, shared, ids),
             Node::Const(_) => {}
             Node::Check(c) => {
-                let key = format!("{:?}|{:?}", c.lhs, c.test);
-                let next = ids.len() as u32;
-                c.id = *ids.entry(key).or_insert(next);
+                let k = key(c);
+                c.id = if shared.contains(&k) {
+                    let next = ids.len() as u32;
+                    *ids.entry(k).or_insert(next)
+                } else {
+                    u32::MAX
+                };
             }
         }
     }
-    for n in nodes.iter_mut() {
-        walk(n, &mut ids);
+    let mut shared = BTreeSet::new();
+    for b in buckets.iter() {
+        let mut seen = HashMap::new();
+        for n in b {
+            count(n, &mut seen);
+        }
+        shared.extend(seen.into_iter().filter(|(_, c)| *c >= 2).map(|(k, _)| k));
+    }
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    for b in buckets.iter_mut() {
+        for n in b.iter_mut() {
+            walk(n, &shared, &mut ids);
+        }
     }
     ids.len() as u32
 }
@@ -1602,6 +1629,46 @@ mod tests {
                     assert_eq!(hit, expect(n, p, u), "{n} {p} {u}\n{tree}");
                 }
             }
+        }
+    }
+    /// Checks shared by the rules of a bucket are memoized; checks occurring once are not,
+    /// and both kinds match the same events.
+    #[test]
+    fn only_shared_checks_are_memoized() {
+        let text = "- rule: A\n  desc: d\n  condition: evt.type = execve and proc.name = a and user.name = u\n  output: o\n  priority: INFO\n\
+                    - rule: B\n  desc: d\n  condition: evt.type = execve and proc.name = a and not user.name = v\n  output: o\n  priority: INFO\n";
+        let (rules, report) = RuleSetBuilder::new()
+            .add_source("f.yaml", text)
+            .build()
+            .unwrap();
+        assert!(!report.has_errors(), "{report}");
+        let a = rules.debug_tree(0, "execve", "A");
+        let b = rules.debug_tree(0, "execve", "B");
+        assert!(a.contains("[0] proc.name"), "{a}");
+        assert!(b.contains("[0] proc.name"), "{b}");
+        assert!(a.contains(&format!("[{}] user.name", u32::MAX)), "{a}");
+        assert!(b.contains(&format!("[{}] user.name", u32::MAX)), "{b}");
+        for (n, u, want) in [
+            ("a", "u", vec!["A", "B"]),
+            ("a", "v", vec![]),
+            ("a", "w", vec!["B"]),
+            ("b", "u", vec![]),
+        ] {
+            let ev = Event {
+                kind: "execve".into(),
+                process: Some(ProcessInfo {
+                    name: n.into(),
+                    user: UserInfo {
+                        name: u.into(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let mut got = Vec::new();
+            rules.matches(&ev, |r| got.push(r.name.clone()));
+            assert_eq!(got, want, "{n} {u}");
         }
     }
 }

@@ -633,11 +633,11 @@ pub fn eval(node: &Node, ev: &Event, s: &mut EvalScratch) -> bool {
 
 #[inline]
 fn eval_check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
+    if c.id == u32::MAX {
+        return eval_check_raw(c, ev, s);
+    }
     let (w, b) = ((c.id / 64) as usize, 1u64 << (c.id % 64));
     let Some(done) = s.memo_done.get(w) else {
-        if c.id == u32::MAX {
-            return eval_check_raw(c, ev, s);
-        }
         s.memo_done.resize(w + 1, 0);
         s.memo_val.resize(w + 1, 0);
         return eval_check(c, ev, s);

@@ -239,14 +239,14 @@ impl RuleSet {
                 .map(|i| (i, compile::specialize(&compiled[i as usize].cond, None)))
                 .collect();
         }
-        let mut all: Vec<&mut eval::Node> = Vec::new();
+        let mut buckets: Vec<Vec<&mut eval::Node>> = Vec::new();
         for idx in index.iter_mut() {
             for v in idx.by_type.values_mut() {
-                all.extend(v.iter_mut().map(|(_, n)| n));
+                buckets.push(v.iter_mut().map(|(_, n)| n).collect());
             }
-            all.extend(idx.any.iter_mut().map(|(_, n)| n));
+            buckets.push(idx.any.iter_mut().map(|(_, n)| n).collect());
         }
-        let checks = compile::assign_ids(&mut all);
+        let checks = compile::assign_ids(&mut buckets);
         RuleSet {
             compiled,
             index,
