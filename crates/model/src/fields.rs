@@ -627,11 +627,18 @@ fn nonempty(s: &str) -> Option<Value<'_>> {
 }
 
 fn basename(p: &str) -> &str {
-    p.rsplit('/').next().unwrap_or(p)
+    // Byte search: cheaper than the generic `char` pattern on short paths.
+    match p.as_bytes().iter().rposition(|&b| b == b'/') {
+        Some(i) => &p[i + 1..],
+        None => p,
+    }
 }
 
 fn first_word(s: &str) -> &str {
-    s.split(' ').next().unwrap_or(s)
+    match s.as_bytes().iter().position(|&b| b == b' ') {
+        Some(i) => &s[..i],
+        None => s,
+    }
 }
 
 fn fd_type_name(c: char) -> &'static str {
@@ -924,7 +931,7 @@ impl Field {
                 if path.is_empty() {
                     return None;
                 }
-                match path.rfind('/') {
+                match path.as_bytes().iter().rposition(|&b| b == b'/') {
                     Some(0) => Value::Str("/"),
                     Some(i) => Value::Str(&path[..i]),
                     None => return None,
@@ -1025,7 +1032,18 @@ impl Field {
 
 /// Whether a `|`-separated flag list (`O_RDONLY|O_CLOEXEC`) holds `flag`.
 fn has_flag(flags: &str, flag: &str) -> bool {
-    flags.split('|').any(|f| f.trim() == flag)
+    // Same as `flags.split('|').any(|f| f.trim() == flag)`, with a byte search.
+    let b = flags.as_bytes();
+    let mut start = 0;
+    for i in 0..=b.len() {
+        if i == b.len() || b[i] == b'|' {
+            if flags[start..i].trim() == flag {
+                return true;
+            }
+            start = i + 1;
+        }
+    }
+    false
 }
 
 fn exec_mode(mode: &str) -> bool {
@@ -1059,6 +1077,41 @@ fn char_str(c: char) -> &'static str {
 mod tests {
     use super::*;
     use crate::{Ancestor, ContainerInfo, FdInfo, ProcessInfo};
+
+    /// The byte-search helpers agree with the plain `str` formulations.
+    #[test]
+    fn byte_search_helpers_match_str_methods() {
+        let samples = [
+            "",
+            "/",
+            "a",
+            "/etc/",
+            "/etc/shadow",
+            "dir/file",
+            "no-slash",
+            "a b c",
+            " lead",
+            "trail ",
+            "O_RDONLY",
+            "O_WRONLY|O_CREAT",
+            " O_RDWR | O_CLOEXEC ",
+            "|",
+            "||O_CREAT|",
+            "\u{a0}O_CREAT",
+            "é/ü x|y",
+        ];
+        for s in samples {
+            assert_eq!(basename(s), s.rsplit('/').next().unwrap_or(s), "{s:?}");
+            assert_eq!(first_word(s), s.split(' ').next().unwrap_or(s), "{s:?}");
+            for f in ["O_RDONLY", "O_CREAT", "O_RDWR", "O_CLOEXEC", "y", ""] {
+                assert_eq!(
+                    has_flag(s, f),
+                    s.split('|').any(|x| x.trim() == f),
+                    "{s:?} {f:?}"
+                );
+            }
+        }
+    }
 
     fn ev() -> Event {
         Event {
