@@ -623,11 +623,20 @@ pub fn node_size(n: &Node) -> usize {
 /// Evaluates `node` for `ev`.
 pub fn eval(node: &Node, ev: &Event, s: &mut EvalScratch) -> bool {
     match node {
-        Node::And(v) => v.iter().all(|n| eval(n, ev, s)),
-        Node::Or(v) => v.iter().any(|n| eval(n, ev, s)),
-        Node::Not(n) => !eval(n, ev, s),
+        Node::And(v) => v.iter().all(|n| eval_child(n, ev, s)),
+        Node::Or(v) => v.iter().any(|n| eval_child(n, ev, s)),
+        Node::Not(n) => !eval_child(n, ev, s),
         Node::Const(b) => *b,
         Node::Check(c) => eval_check(c, ev, s),
+    }
+}
+
+/// Evaluates an operand: checks (most operands) without a recursive call.
+#[inline(always)]
+fn eval_child(node: &Node, ev: &Event, s: &mut EvalScratch) -> bool {
+    match node {
+        Node::Check(c) => eval_check(c, ev, s),
+        other => eval(other, ev, s),
     }
 }
 
