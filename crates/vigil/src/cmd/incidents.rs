@@ -299,6 +299,26 @@ async fn change(remote: &Remote, path: String, body: Value, patch: bool) -> anyh
     Ok(())
 }
 
+/// Sets one narrative field (or the action plan) of an incident.
+async fn edit_narrative(
+    remote: &Remote,
+    id: &str,
+    field: String,
+    value: Value,
+    actor: String,
+) -> anyhow::Result<()> {
+    let mut body = serde_json::Map::new();
+    body.insert(field, value);
+    body.insert("actor".into(), Value::String(actor));
+    change(
+        remote,
+        format!("/api/v1/incidents/{}/narrative", path_id(id)),
+        Value::Object(body),
+        true,
+    )
+    .await
+}
+
 /// Runs `vigil incidents`.
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
@@ -448,16 +468,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 Value::String(value)
             };
-            let mut body = serde_json::Map::new();
-            body.insert(field, v);
-            body.insert("actor".into(), Value::String(actor(a)));
-            change(
-                &remote,
-                format!("/api/v1/incidents/{}/narrative", path_id(&id)),
-                Value::Object(body),
-                true,
-            )
-            .await?;
+            edit_narrative(&remote, &id, field, v, actor(a)).await?;
         }
         Command::Accept {
             id,
@@ -481,16 +492,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 })?;
                 Value::String(text)
             };
-            let mut body = serde_json::Map::new();
-            body.insert(field, v);
-            body.insert("actor".into(), Value::String(actor(a)));
-            change(
-                &remote,
-                format!("/api/v1/incidents/{}/narrative", path_id(&id)),
-                Value::Object(body),
-                true,
-            )
-            .await?;
+            edit_narrative(&remote, &id, field, v, actor(a)).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
