@@ -901,11 +901,7 @@ impl Cx<'_> {
             }
             (Rhs::Operand(_), None) => return None,
         };
-        Some(Node::Check(Box::new(CCheck {
-            lhs,
-            test,
-            id: u32::MAX,
-        })))
+        Some(Node::Check(Box::new(CCheck::new(lhs, test))))
     }
 
     fn lower(&mut self, e: &RExpr, rule: &RuleDef, issues: &mut Vec<Issue>) -> Option<Node> {
@@ -1395,14 +1391,13 @@ fn merge_contains(nodes: Vec<Node>) -> Vec<Node> {
             .ascii_case_insensitive(g.1)
             .build(&g.2);
         match built {
-            Ok(ac) => out.push(Node::Check(Box::new(CCheck {
-                lhs: COperand {
+            Ok(ac) => out.push(Node::Check(Box::new(CCheck::new(
+                COperand {
                     field: g.0.clone(),
                     transforms: Box::new([]),
                 },
-                test: Test::AnyContains(Box::new(ac)),
-                id: u32::MAX,
-            }))),
+                Test::AnyContains(Box::new(ac)),
+            )))),
             Err(_) => out.push(n),
         }
     }
@@ -1443,14 +1438,13 @@ fn merge_sets(nodes: Vec<Node>, is_and: bool) -> Vec<Node> {
         }
         items.sort();
         items.dedup();
-        let merged = Node::Check(Box::new(CCheck {
-            lhs: COperand {
+        let merged = Node::Check(Box::new(CCheck::new(
+            COperand {
                 field: field.clone(),
                 transforms: Box::new([]),
             },
-            test: Test::StrIn(StrSet::new(items)),
-            id: u32::MAX,
-        }));
+            Test::StrIn(StrSet::new(items)),
+        )));
         let merged = if is_and {
             Node::Not(Box::new(merged))
         } else {

@@ -85,6 +85,25 @@ pub struct CCheck {
     /// Identity shared by structurally equal checks of a rule set: their result is computed
     /// once per event. `u32::MAX` = not memoized.
     pub id: u32,
+    /// The check reads one value of a field that needs no scratch, without transformers,
+    /// and its test does not read another field: evaluated on the shortest path.
+    pub plain: bool,
+}
+
+impl CCheck {
+    /// A check (not memoized) with its `plain` flag computed.
+    pub fn new(lhs: COperand, test: Test) -> Self {
+        let plain = !lhs.field.needs_scratch()
+            && !lhs.field.is_multi()
+            && lhs.transforms.is_empty()
+            && !matches!(test, Test::Field(..));
+        CCheck {
+            lhs,
+            test,
+            id: u32::MAX,
+            plain,
+        }
+    }
 }
 
 /// Integer comparisons.
@@ -666,6 +685,13 @@ fn eval_check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
 
 fn eval_check_raw(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
     let field = &c.lhs.field;
+    if c.plain {
+        let EvalScratch { fields, tmp, .. } = s;
+        return match field.value_at(ev, fields, 0) {
+            Some(v) => test_value(&c.test, v, ev, fields, &mut tmp[1]),
+            None => false,
+        };
+    }
     if field.needs_scratch() {
         s.fields.prepare(field, ev);
     }
@@ -846,6 +872,58 @@ pub fn debug_tree(n: &Node, d: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn field(name: &str) -> Field {
+        match Field::parse(name) {
+            model::fields::Lookup::Supported(f) => f,
+            _ => panic!("{name} is not a supported field"),
+        }
+    }
+
+    fn op(name: &str) -> COperand {
+        COperand {
+            field: field(name),
+            transforms: Box::new([]),
+        }
+    }
+
+    /// Plain checks take the short path and give the same results as the general one.
+    #[test]
+    fn plain_checks() {
+        let plain = CCheck::new(op("proc.name"), Test::StrEq("bash".into(), false));
+        assert!(plain.plain);
+        let multi = CCheck::new(op("proc.aname"), Test::StrEq("bash".into(), false));
+        assert!(!multi.plain);
+        let with_rhs = CCheck::new(
+            op("proc.name"),
+            Test::Field(crate::parser::Op::Eq, Box::new(op("proc.pname"))),
+        );
+        assert!(!with_rhs.plain);
+        let mut s = EvalScratch::default();
+        for name in ["bash", "sh"] {
+            let ev = Event {
+                kind: "execve".into(),
+                process: Some(model::ProcessInfo {
+                    name: name.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let general = CCheck {
+                plain: false,
+                ..plain.clone()
+            };
+            s.reset();
+            let a = eval_check(&plain, &ev, &mut s);
+            s.reset();
+            let b = eval_check(&general, &ev, &mut s);
+            assert_eq!(a, name == "bash");
+            assert_eq!(a, b);
+        }
+        let ev = Event::default();
+        s.reset();
+        assert!(!eval_check(&plain, &ev, &mut s));
+    }
 
     #[test]
     fn globs() {
