@@ -659,19 +659,28 @@ fn eval_child(node: &Node, ev: &Event, s: &mut EvalScratch) -> bool {
     }
 }
 
-#[inline]
+/// Evaluates a check: unmemoized ones (most) go straight to [`eval_check_raw`] and memo hits
+/// are answered inline, so this stays small enough to inline into `and` / `or` loops.
+#[inline(always)]
 fn eval_check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
     if c.id == u32::MAX {
         return eval_check_raw(c, ev, s);
     }
     let (w, b) = ((c.id / 64) as usize, 1u64 << (c.id % 64));
-    let Some(done) = s.memo_done.get(w) else {
-        s.memo_done.resize(w + 1, 0);
-        s.memo_val.resize(w + 1, 0);
-        return eval_check(c, ev, s);
-    };
-    if done & b != 0 {
-        return s.memo_val[w] & b != 0;
+    if let (Some(&done), Some(&val)) = (s.memo_done.get(w), s.memo_val.get(w))
+        && done & b != 0
+    {
+        return val & b != 0;
+    }
+    eval_memo_miss(c, ev, s)
+}
+
+/// Computes a memoized check not yet computed for this event and records its result.
+#[inline(never)]
+fn eval_memo_miss(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
+    let (w, b) = ((c.id / 64) as usize, 1u64 << (c.id % 64));
+    if w >= s.memo_done.len() || w >= s.memo_val.len() {
+        s.reserve_checks(c.id + 1);
     }
     let r = eval_check_raw(c, ev, s);
     s.memo_done[w] |= b;
@@ -923,6 +932,30 @@ mod tests {
         let ev = Event::default();
         s.reset();
         assert!(!eval_check(&plain, &ev, &mut s));
+    }
+
+    /// Memoized checks grow the scratch on demand and reuse their result within an event.
+    #[test]
+    fn memoized_checks() {
+        let mut c = CCheck::new(op("proc.name"), Test::StrEq("bash".into(), false));
+        c.id = 130;
+        let mut s = EvalScratch::default();
+        let bash = Event {
+            kind: "execve".into(),
+            process: Some(model::ProcessInfo {
+                name: "bash".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        s.reset();
+        assert!(eval_check(&c, &bash, &mut s));
+        // Same event (no reset): the recorded result is used, whatever the event says.
+        assert!(eval_check(&c, &Event::default(), &mut s));
+        s.reset();
+        assert!(!eval_check(&c, &Event::default(), &mut s));
+        s.reset();
+        assert!(eval_check(&c, &bash, &mut s));
     }
 
     #[test]
