@@ -118,12 +118,22 @@ async fn incident_bundle(s: &Shared, id: i64) -> Result<serde_json::Map<String, 
         .await?
         .ok_or_else(|| ApiError::not_found(format!("incident {id} not found")))?;
     let timeline = store.timeline(id).await?;
-    let alerts = store
+    let mut alerts = store
         .list_alerts(&AlertQuery {
             incident_id: Some(id),
             ..AlertQuery::default()
         })
         .await?;
+    // The incident's own list is the membership record: an alert that has just joined may not
+    // carry the incident id in its row yet (that is written last), so fetch it by fingerprint.
+    for fp in &incident.alerts {
+        if !alerts.iter().any(|a| a.fingerprint == *fp)
+            && let Some(mut a) = store.get_alert(*fp).await?
+        {
+            a.incident_id = Some(id);
+            alerts.push(a);
+        }
+    }
     let actions = store.list_actions(Some(id), None).await?;
     let evidence = store.list_evidence(id).await?;
     let mut m = serde_json::Map::new();
