@@ -692,15 +692,22 @@ fn eval_memo_miss(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
     r
 }
 
+/// Evaluates a check without memo: plain checks inline, the others in [`eval_check_general`].
+#[inline(always)]
 fn eval_check_raw(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
-    let field = &c.lhs.field;
     if c.plain {
         let EvalScratch { fields, tmp, .. } = s;
-        return match field.value_at(ev, fields, 0) {
+        return match c.lhs.field.value_at(ev, fields, 0) {
             Some(v) => test_value(&c.test, v, ev, fields, &mut tmp[1]),
             None => false,
         };
     }
+    eval_check_general(c, ev, s)
+}
+
+#[inline(never)]
+fn eval_check_general(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
+    let field = &c.lhs.field;
     if field.needs_scratch() {
         s.fields.prepare(field, ev);
     }
