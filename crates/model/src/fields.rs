@@ -1032,16 +1032,22 @@ impl Field {
 
 /// Whether a `|`-separated flag list (`O_RDONLY|O_CLOEXEC`) holds `flag`.
 fn has_flag(flags: &str, flag: &str) -> bool {
-    // Same as `flags.split('|').any(|f| f.trim() == flag)`, with a byte search.
-    let b = flags.as_bytes();
+    // Same as `flags.split('|').any(|f| f.trim() == flag)`: ASCII trimming on bytes, and
+    // `str::trim` only when a part begins or ends with a non-ASCII byte (Unicode spaces).
+    let want = flag.as_bytes();
     let mut start = 0;
-    for i in 0..=b.len() {
-        if i == b.len() || b[i] == b'|' {
-            if flags[start..i].trim() == flag {
-                return true;
-            }
-            start = i + 1;
+    for part in flags.as_bytes().split(|&c| c == b'|') {
+        let end = start + part.len();
+        let t = part.trim_ascii();
+        if t == want {
+            return true;
         }
+        if matches!((t.first(), t.last()), (Some(&a), Some(&z)) if a >= 0x80 || z >= 0x80)
+            && flags[start..end].trim() == flag
+        {
+            return true;
+        }
+        start = end + 1;
     }
     false
 }
