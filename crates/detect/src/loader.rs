@@ -510,6 +510,31 @@ impl Reader<'_> {
         }
     }
 
+    /// The legacy `append: true` key and the `override:` mapping of an item →
+    /// (legacy append, append keys, replace keys). `append` warns as deprecated; both together
+    /// are an error.
+    fn amendments(
+        &mut self,
+        item: &Node,
+        loc: Loc,
+        appendable: &[&str],
+        replaceable: &[&str],
+    ) -> R<(bool, BTreeSet<String>, BTreeSet<String>)> {
+        let append = self.opt_bool(item, "append")?.unwrap_or(false);
+        if append {
+            self.warn("LOAD_DEPRECATED_ITEM", "'append' key is deprecated. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.", loc);
+        }
+        let (app, rep) = self.overrides(item, appendable, replaceable)?;
+        if append && (!app.is_empty() || !rep.is_empty()) {
+            return Err(err(
+                VALIDATE,
+                "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.",
+                loc,
+            ));
+        }
+        Ok((append, app, rep))
+    }
+
     /// `override:` → (append keys, replace keys).
     fn overrides(
         &self,
@@ -669,18 +694,7 @@ impl Reader<'_> {
         }
         self.check_keys(item, &["list", "items", "append", "override"]);
         let items = self.seq_of_scalars(item, "items")?;
-        let append = self.opt_bool(item, "append")?.unwrap_or(false);
-        if append {
-            self.warn("LOAD_DEPRECATED_ITEM", "'append' key is deprecated. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.", loc);
-        }
-        let (app, rep) = self.overrides(item, &["items"], &["items"])?;
-        if append && (!app.is_empty() || !rep.is_empty()) {
-            return Err(err(
-                VALIDATE,
-                "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.",
-                loc,
-            ));
-        }
+        let (append, app, _replaced) = self.amendments(item, loc, &["items"], &["items"])?;
         let id = self.next_id();
         if append || app.contains("items") {
             let Some(&i) = self.col.list_idx.get(name) else {
@@ -726,18 +740,8 @@ impl Reader<'_> {
         }
         self.check_keys(item, &["macro", "condition", "append", "override"]);
         let cond = self.text(item, "condition")?;
-        let append = self.opt_bool(item, "append")?.unwrap_or(false);
-        if append {
-            self.warn("LOAD_DEPRECATED_ITEM", "'append' key is deprecated. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.", loc);
-        }
-        let (app, rep) = self.overrides(item, &["condition"], &["condition"])?;
-        if append && (!app.is_empty() || !rep.is_empty()) {
-            return Err(err(
-                VALIDATE,
-                "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.",
-                loc,
-            ));
-        }
+        let (append, app, _replaced) =
+            self.amendments(item, loc, &["condition"], &["condition"])?;
         let id = self.next_id();
         if append || app.contains("condition") {
             let Some(&i) = self.col.macro_idx.get(name) else {
@@ -884,10 +888,6 @@ impl Reader<'_> {
         let loc = self.loc(item);
         self.item = Some(format!("rule '{name}'"));
         self.check_keys(item, RULE_KEYS);
-        let has_append = self.opt_bool(item, "append")?.unwrap_or(false);
-        if has_append {
-            self.warn("LOAD_DEPRECATED_ITEM", "'append' key is deprecated. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.", loc);
-        }
         const APPENDABLE: &[&str] = &["condition", "output", "desc", "tags", "exceptions"];
         const REPLACEABLE: &[&str] = &[
             "condition",
@@ -902,14 +902,7 @@ impl Reader<'_> {
             "capture",
             "capture_duration",
         ];
-        let (app, rep) = self.overrides(item, APPENDABLE, REPLACEABLE)?;
-        if has_append && (!app.is_empty() || !rep.is_empty()) {
-            return Err(err(
-                VALIDATE,
-                "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.",
-                loc,
-            ));
-        }
+        let (has_append, app, rep) = self.amendments(item, loc, APPENDABLE, REPLACEABLE)?;
         if !app.is_empty() || !rep.is_empty() {
             // Keys present in the item that an override could address.
             let mut expected: BTreeSet<&str> = APPENDABLE
