@@ -639,6 +639,88 @@ pub fn node_size(n: &Node) -> usize {
     }
 }
 
+/// Jump target: the condition holds.
+pub const PC_TRUE: u32 = u32::MAX;
+/// Jump target: the condition does not hold.
+pub const PC_FALSE: u32 = u32::MAX - 1;
+
+/// One instruction of a flat [`Program`]: evaluate a check, then continue at `t` when it
+/// holds, at `f` when not ([`PC_TRUE`] / [`PC_FALSE`] end the evaluation).
+#[derive(Debug, Clone)]
+pub struct Ins {
+    /// The check.
+    pub check: CCheck,
+    /// Next instruction when the check holds.
+    pub t: u32,
+    /// Next instruction when it does not.
+    pub f: u32,
+}
+
+/// Conditions compiled to short-circuit jumps over their checks: `and`, `or` and `not` cost
+/// nothing at run time and evaluation is a loop, without recursion.
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    ins: Vec<Ins>,
+}
+
+impl Program {
+    /// Appends the code of `n`; returns its entry (an instruction, or [`PC_TRUE`] /
+    /// [`PC_FALSE`] when `n` is constant). The instructions of one condition are laid out in
+    /// evaluation order.
+    pub fn add(&mut self, n: &Node) -> u32 {
+        let mut local: Vec<Ins> = Vec::new();
+        let entry = emit(n, PC_TRUE, PC_FALSE, &mut local);
+        // `emit` builds back to front: reverse so that the code runs forward in memory.
+        let base = self.ins.len() as u32;
+        let last = local.len() as u32;
+        let map = |pc: u32| {
+            if pc >= PC_FALSE {
+                pc
+            } else {
+                base + (last - 1 - pc)
+            }
+        };
+        for mut i in local.into_iter().rev() {
+            i.t = map(i.t);
+            i.f = map(i.f);
+            self.ins.push(i);
+        }
+        map(entry)
+    }
+
+    /// Whether the condition entered at `pc` holds for `ev`.
+    #[inline(always)]
+    pub fn run(&self, mut pc: u32, ev: &Event, s: &mut EvalScratch) -> bool {
+        while let Some(i) = self.ins.get(pc as usize) {
+            pc = if eval_check(&i.check, ev, s) {
+                i.t
+            } else {
+                i.f
+            };
+        }
+        pc == PC_TRUE
+    }
+}
+
+/// Emits `n` jumping to `t` when true and `f` when false (local, back-to-front indices).
+fn emit(n: &Node, t: u32, f: u32, out: &mut Vec<Ins>) -> u32 {
+    match n {
+        Node::Const(true) => t,
+        Node::Const(false) => f,
+        Node::Not(x) => emit(x, f, t, out),
+        Node::And(v) => v.iter().rev().fold(t, |next, x| emit(x, next, f, out)),
+        Node::Or(v) => v.iter().rev().fold(f, |next, x| emit(x, t, next, out)),
+        Node::Check(c) => {
+            out.push(Ins {
+                check: (**c).clone(),
+                t,
+                f,
+            });
+            (out.len() - 1) as u32
+        }
+    }
+}
+
 /// Evaluates `node` for `ev`.
 pub fn eval(node: &Node, ev: &Event, s: &mut EvalScratch) -> bool {
     match node {

@@ -161,8 +161,35 @@ pub struct Rule {
     pub output: String,
 }
 
-/// Rules to evaluate: (rule number, condition specialized for the bucket's event type).
-type Bucket = Box<[(u32, eval::Node)]>;
+/// Rules to evaluate for one event type: (rule number, condition specialized for the type),
+/// and the same conditions compiled into one flat program with an entry per rule.
+#[derive(Default)]
+struct Bucket {
+    nodes: Box<[(u32, eval::Node)]>,
+    /// (rule number, entry in `prog`), in definition order.
+    rules: Box<[(u32, u32)]>,
+    prog: eval::Program,
+}
+
+impl Bucket {
+    fn new(nodes: Vec<(u32, eval::Node)>) -> Self {
+        Bucket {
+            nodes: nodes.into_boxed_slice(),
+            ..Default::default()
+        }
+    }
+
+    /// Compiles the (id-assigned) conditions into the flat program.
+    fn link(&mut self) {
+        let mut prog = eval::Program::default();
+        self.rules = self.nodes.iter().map(|(i, n)| (*i, prog.add(n))).collect();
+        self.prog = prog;
+    }
+
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+}
 
 /// Per-source index: by event type, the rules that can match it with their condition
 /// specialized for that type; and the rules that can match any type.
@@ -231,22 +258,27 @@ impl RuleSet {
                         .map(|i| (i, compile::specialize(&compiled[i as usize].cond, Some(&t))))
                         .filter(|(_, n)| !matches!(n, eval::Node::Const(false)))
                         .collect();
-                    (t.into_boxed_str(), nodes.into_boxed_slice())
+                    (t.into_boxed_str(), Bucket::new(nodes))
                 })
                 .collect();
-            idx.any = any
-                .into_iter()
-                .map(|i| (i, compile::specialize(&compiled[i as usize].cond, None)))
-                .collect();
+            idx.any = Bucket::new(
+                any.into_iter()
+                    .map(|i| (i, compile::specialize(&compiled[i as usize].cond, None)))
+                    .collect(),
+            );
         }
         let mut buckets: Vec<Vec<&mut eval::Node>> = Vec::new();
         for idx in index.iter_mut() {
             for v in idx.by_type.values_mut() {
-                buckets.push(v.iter_mut().map(|(_, n)| n).collect());
+                buckets.push(v.nodes.iter_mut().map(|(_, n)| n).collect());
             }
-            buckets.push(idx.any.iter_mut().map(|(_, n)| n).collect());
+            buckets.push(idx.any.nodes.iter_mut().map(|(_, n)| n).collect());
         }
         let checks = compile::assign_ids(&mut buckets);
+        for idx in index.iter_mut() {
+            idx.by_type.values_mut().for_each(Bucket::link);
+            idx.any.link();
+        }
         RuleSet {
             compiled,
             index,
@@ -279,7 +311,7 @@ impl RuleSet {
         self.compiled.iter().filter(|c| c.rule.enabled).count()
     }
 
-    fn candidates(&self, ev: &Event) -> &[(u32, eval::Node)] {
+    fn candidates(&self, ev: &Event) -> &Bucket {
         let idx = &self.index[source_slot(ev.source)];
         idx.by_type.get(ev.kind.as_str()).unwrap_or(&idx.any)
     }
@@ -294,9 +326,10 @@ impl RuleSet {
     ) {
         scratch.reserve_checks(self.checks);
         scratch.reset();
-        for (i, cond) in self.candidates(ev) {
-            if eval::eval(cond, ev, scratch) {
-                f(&self.compiled[*i as usize].rule);
+        let b = self.candidates(ev);
+        for &(i, entry) in &b.rules {
+            if b.prog.run(entry, ev, scratch) {
+                f(&self.compiled[i as usize].rule);
             }
         }
     }
@@ -316,9 +349,10 @@ impl RuleSet {
     fn collect(&self, ev: &Event, s: &mut MatchScratch, hits: &mut Vec<u32>) {
         s.reserve_checks(self.checks);
         s.reset();
-        for (i, cond) in self.candidates(ev) {
-            if eval::eval(cond, ev, s) {
-                hits.push(*i);
+        let b = self.candidates(ev);
+        for &(i, entry) in &b.rules {
+            if b.prog.run(entry, ev, s) {
+                hits.push(i);
             }
         }
     }
@@ -332,11 +366,11 @@ impl RuleSet {
             let mut types: Vec<_> = idx.by_type.iter().collect();
             types.sort_by(|a, b| a.0.cmp(b.0));
             for (t, v) in types {
-                let size = v.iter().map(|(_, n)| eval::node_size(n)).sum();
+                let size = v.nodes.iter().map(|(_, n)| eval::node_size(n)).sum();
                 out.push((*name, t.to_string(), v.len(), size));
             }
-            if !idx.any.is_empty() {
-                let size = idx.any.iter().map(|(_, n)| eval::node_size(n)).sum();
+            if idx.any.len() > 0 {
+                let size = idx.any.nodes.iter().map(|(_, n)| eval::node_size(n)).sum();
                 out.push((*name, "*".to_string(), idx.any.len(), size));
             }
         }
@@ -349,11 +383,13 @@ impl RuleSet {
         let mut acc = vec![(0usize, std::time::Duration::ZERO); self.compiled.len()];
         let mut s = MatchScratch::default();
         for ev in events {
+            s.reserve_checks(self.checks);
             s.reset();
-            for (i, cond) in self.candidates(ev) {
+            let b = self.candidates(ev);
+            for &(i, entry) in &b.rules {
                 let t = std::time::Instant::now();
-                let _ = eval::eval(cond, ev, &mut s);
-                let a = &mut acc[*i as usize];
+                let _ = b.prog.run(entry, ev, &mut s);
+                let a = &mut acc[i as usize];
                 a.0 += 1;
                 a.1 += t.elapsed();
             }
@@ -374,7 +410,7 @@ impl RuleSet {
         let v = self.index[source]
             .by_type
             .get(kind)
-            .map(|v| &v[..])
+            .map(|v| &v.nodes[..])
             .unwrap_or(&[]);
         v.iter()
             .filter(|(i, _)| self.compiled[*i as usize].rule.name == rule)
