@@ -1,12 +1,19 @@
 //! Alert intake benchmark: drives `POST /api/v2/alerts` with batches of 1 and of 100 alerts at a
 //! fixed concurrency against Vigil (SQLite, durable: each 200 means committed and fsynced) and
 //! against Debian's Alertmanager 0.25 (in memory) started in the same run, and prints alerts/s,
-//! p50/p99 request latency for both, and the ratio.
+//! p50/p99 request latency for both, the CPU time each server spent per alert, and the ratios.
 //!
 //! ```text
 //! cargo run --release -p vigil-app --example intake_bench -- [--seconds 8] [--concurrency 32]
-//!     [--distinct 5000] [--alertmanager /usr/bin/prometheus-alertmanager] [--sync full|normal]
+//!     [--distinct 5000] [--rounds 3] [--alertmanager /usr/bin/prometheus-alertmanager]
+//!     [--sync full|normal]
 //! ```
+//!
+//! Runs alternate (Vigil, Alertmanager, Vigil, …) for `--rounds` rounds and each figure is the
+//! median over the rounds, so a burst of other work on the machine hits both servers alike. The
+//! CPU time per alert is what the server itself used (Vigil: this process minus the load
+//! generator's threads; Alertmanager: its process), which depends far less on other load than
+//! the rate does.
 //!
 //! `--sync full` (default) fsyncs the SQLite WAL at every commit (survives power loss);
 //! `--sync normal` leaves the WAL to the kernel between checkpoints (survives `kill -9` of Vigil,
@@ -24,6 +31,7 @@ use std::time::{Duration, Instant};
 
 struct Opts {
     seconds: u64,
+    rounds: usize,
     concurrency: usize,
     distinct: usize,
     alertmanager: String,
@@ -35,6 +43,7 @@ struct Opts {
 fn opts() -> Opts {
     let mut o = Opts {
         seconds: 8,
+        rounds: 3,
         concurrency: 32,
         distinct: 5000,
         alertmanager: "/usr/bin/prometheus-alertmanager".into(),
@@ -46,6 +55,7 @@ fn opts() -> Opts {
         let v = args.get(i + 1).cloned().unwrap_or_default();
         match args[i].as_str() {
             "--seconds" => o.seconds = v.parse().expect("--seconds N"),
+            "--rounds" => o.rounds = v.parse::<usize>().expect("--rounds N").max(1),
             "--concurrency" => o.concurrency = v.parse().expect("--concurrency N"),
             "--distinct" => o.distinct = v.parse().expect("--distinct N"),
             "--alertmanager" => o.alertmanager = v,
@@ -77,9 +87,65 @@ struct Run {
     p50: Duration,
     p99: Duration,
     errors: usize,
+    /// CPU time the server used during the run.
+    cpu: Duration,
 }
 
-async fn drive(url: &str, batch: usize, o: &Opts) -> Run {
+/// Clock ticks per second of `/proc/*/stat` times.
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime in ticks and the command name from a `/proc/.../stat` file.
+fn stat_ticks(path: &str) -> Option<(u64, String)> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let open = s.find('(')?;
+    let close = s.rfind(')')?;
+    let comm = s[open + 1..close].to_string();
+    let rest: Vec<&str> = s[close + 2..].split(' ').collect();
+    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let ut: u64 = rest.get(11)?.parse().ok()?;
+    let st: u64 = rest.get(12)?.parse().ok()?;
+    Some((ut + st, comm))
+}
+
+/// Where the server under test runs, to read its CPU time.
+#[derive(Clone, Copy)]
+enum Server {
+    /// Vigil, in this process: every thread but the load generator's.
+    InProcess,
+    /// Alertmanager, a child process.
+    Child(u32),
+}
+
+/// CPU ticks used so far by the server.
+fn server_ticks(server: Server) -> u64 {
+    match server {
+        Server::Child(pid) => stat_ticks(&format!("/proc/{pid}/stat")).map_or(0, |t| t.0),
+        Server::InProcess => {
+            let total = stat_ticks("/proc/self/stat").map_or(0, |t| t.0);
+            let loadgen: u64 = std::fs::read_dir("/proc/self/task")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|t| stat_ticks(&format!("{}/stat", t.path().display())))
+                .filter(|(_, comm)| comm.starts_with(LOADGEN_THREAD))
+                .map(|(t, _)| t)
+                .sum();
+            total.saturating_sub(loadgen)
+        }
+    }
+}
+
+/// Thread name of the load generator's runtime.
+const LOADGEN_THREAD: &str = "loadgen";
+
+async fn drive(url: &str, server: Server, batch: usize, o: &Opts) -> Run {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(o.concurrency)
         .timeout(Duration::from_secs(30))
@@ -99,6 +165,7 @@ async fn drive(url: &str, batch: usize, o: &Opts) -> Run {
     );
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
+    let ticks0 = server_ticks(server);
     let start = Instant::now();
     let deadline = start + Duration::from_secs(o.seconds);
     let mut tasks = Vec::new();
@@ -135,6 +202,7 @@ async fn drive(url: &str, batch: usize, o: &Opts) -> Run {
         lat.extend(t.await.unwrap());
     }
     let elapsed = start.elapsed();
+    let ticks = server_ticks(server).saturating_sub(ticks0);
     lat.sort();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
@@ -147,6 +215,33 @@ async fn drive(url: &str, batch: usize, o: &Opts) -> Run {
         p50: pct(0.50),
         p99: pct(0.99),
         errors: errors.load(Ordering::Relaxed),
+        cpu: Duration::from_secs_f64(ticks as f64 / clock_ticks()),
+    }
+}
+
+/// The CPU time the server used per alert, in µs.
+fn cpu_per_alert(r: &Run) -> f64 {
+    r.cpu.as_secs_f64() * 1e6 / (r.alerts.max(1) as f64)
+}
+
+/// The median run by rate, and the medians of its figures over `runs`.
+fn median(runs: &[Run]) -> Run {
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let secs = mid(runs.iter().map(|r| r.elapsed.as_secs_f64()).collect());
+    Run {
+        alerts: (mid(runs.iter().map(rate).collect()) * secs) as usize,
+        elapsed: Duration::from_secs_f64(secs),
+        p50: Duration::from_secs_f64(mid(runs.iter().map(|r| r.p50.as_secs_f64()).collect())),
+        p99: Duration::from_secs_f64(mid(runs.iter().map(|r| r.p99.as_secs_f64()).collect())),
+        errors: runs.iter().map(|r| r.errors).sum(),
+        cpu: Duration::from_secs_f64(
+            mid(runs.iter().map(cpu_per_alert).collect())
+                * 1e-6
+                * (mid(runs.iter().map(rate).collect()) * secs),
+        ),
     }
 }
 
@@ -156,11 +251,11 @@ fn rate(r: &Run) -> f64 {
 
 fn report(name: &str, batch: usize, r: &Run) {
     println!(
-        "{name:<13} batch {batch:>3}: {:>9.0} alerts/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} alerts, {} errors)",
+        "{name:<13} batch {batch:>3}: {:>9.0} alerts/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>6.1} µs CPU/alert  ({} errors)",
         rate(r),
         r.p50.as_secs_f64() * 1000.0,
         r.p99.as_secs_f64() * 1000.0,
-        r.alerts,
+        cpu_per_alert(r),
         r.errors
     );
 }
@@ -200,6 +295,7 @@ fn start_vigil(dir: &std::path::Path, sync: &str) -> (String, std::thread::JoinH
     let h = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_name("vigil-rt")
             .enable_all()
             .build()
             .unwrap();
@@ -283,6 +379,7 @@ fn main() {
     let am = start_alertmanager(&o.alertmanager, dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name(LOADGEN_THREAD)
         .enable_all()
         .build()
         .unwrap();
@@ -292,6 +389,7 @@ fn main() {
     let warm = |url: &str| {
         let o2 = Opts {
             seconds: 0,
+            rounds: 1,
             concurrency: 1,
             distinct: o.distinct,
             alertmanager: String::new(),
@@ -359,23 +457,34 @@ fn main() {
     }
     let mut rows = Vec::new();
     for batch in [1usize, 100] {
-        let v = rt.block_on(drive(&vigil_url, batch, &o));
+        let (mut vs, mut ams) = (Vec::new(), Vec::new());
+        for round in 1..=o.rounds {
+            let v = rt.block_on(drive(&vigil_url, Server::InProcess, batch, &o));
+            report(&format!("  vigil #{round}"), batch, &v);
+            vs.push(v);
+            if let Some((url, child)) = &am {
+                let a = rt.block_on(drive(url, Server::Child(child.0.id()), batch, &o));
+                report(&format!("  am #{round}"), batch, &a);
+                ams.push(a);
+            }
+        }
+        let v = median(&vs);
         report("vigil", batch, &v);
-        let a = am
-            .as_ref()
-            .map(|(url, _)| rt.block_on(drive(url, batch, &o)));
+        let a = (!ams.is_empty()).then(|| median(&ams));
         if let Some(a) = &a {
             report("alertmanager", batch, a);
         }
         rows.push((batch, v, a));
     }
     println!();
+    println!("medians over {} rounds:", o.rounds);
     for (batch, v, a) in &rows {
         match a {
             Some(a) => println!(
-                "batch {batch:>3}: Vigil/Alertmanager throughput ratio {:.2}, p99 ratio {:.2}",
+                "batch {batch:>3}: Vigil/Alertmanager throughput ratio {:.2}, p99 ratio {:.2}, CPU per alert ratio {:.2}",
                 rate(v) / rate(a).max(1e-9),
-                v.p99.as_secs_f64() / a.p99.as_secs_f64().max(1e-9)
+                v.p99.as_secs_f64() / a.p99.as_secs_f64().max(1e-9),
+                cpu_per_alert(v) / cpu_per_alert(a).max(1e-9)
             ),
             None => println!(
                 "batch {batch:>3}: Alertmanager not found at {}",

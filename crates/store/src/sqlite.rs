@@ -6,6 +6,14 @@
 //! waiter. A write that fails rolls back to its savepoint without disturbing the others in the
 //! batch. Reads run on a small pool of read-only connections through `spawn_blocking`; WAL lets them
 //! proceed while the writer commits, and each read sees every commit acknowledged before it began.
+//!
+//! Alert upserts, the bulk of all writes, are appended to `alert_log` rather than applied to
+//! `alerts` in place: an append lands on the log's last page, so a commit of a hundred re-sent
+//! alerts writes a handful of WAL pages instead of a random table page and two index pages per
+//! alert. The writer folds the log into `alerts`, in order, inside its transactions: when the log
+//! has [`FOLD_AT`] rows, after [`IDLE_FOLD`] without writes, before any write that changes
+//! `alerts` itself, and when a read of `alerts` finds unfolded rows (it queues a fold and waits
+//! for it). Readers therefore always see every acknowledged alert in `alerts`.
 
 use crate::codec::{
     action_status_str, fingerprint, fp_key, from_doc, kind_str, nanos, severity_rank, to_doc,
@@ -17,6 +25,7 @@ use model::{
 };
 use rusqlite::{Connection, OpenFlags, ToSql, params};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
 
@@ -24,6 +33,10 @@ use tokio::sync::oneshot;
 const MAX_GROUP: usize = 4096;
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
+/// The alert log is folded into `alerts` once it holds this many rows.
+const FOLD_AT: u64 = 4096;
+/// The alert log is folded after this long without writes.
+const IDLE_FOLD: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A boxed query parameter that can cross to the blocking pool.
 type Param = Box<dyn ToSql + Send>;
@@ -38,11 +51,14 @@ trait WriteJob: Send {
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn FnOnce(Result<(), String>) + Send>;
     /// Answers without running (the transaction could not begin).
     fn fail(self: Box<Self>, error: String);
+    /// Whether the alert log must be folded into `alerts` before this job runs.
+    fn needs_fold(&self) -> bool;
 }
 
 struct Job<F, R> {
     f: F,
     reply: oneshot::Sender<Result<R, StoreError>>,
+    fold: bool,
 }
 
 impl<F, R> WriteJob for Job<F, R>
@@ -51,7 +67,7 @@ where
     R: Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn FnOnce(Result<(), String>) + Send> {
-        let Job { f, reply } = *self;
+        let Job { f, reply, .. } = *self;
         let exec = |sql: &str| {
             conn.prepare_cached(sql)
                 .and_then(|mut s| s.execute([]))
@@ -84,11 +100,18 @@ where
     fn fail(self: Box<Self>, error: String) {
         let _ = self.reply.send(Err(StoreError::Backend(error)));
     }
+
+    fn needs_fold(&self) -> bool {
+        self.fold
+    }
 }
 
 /// A Vigil store in one SQLite file.
 pub struct SqliteStore {
     writer: mpsc::Sender<Box<dyn WriteJob>>,
+    /// Alert-log rows queued or committed and not yet folded into `alerts` (an upper bound:
+    /// counted before the append commits, taken back if it fails).
+    unfolded: Arc<AtomicU64>,
     /// Dropping it stops the checkpoint thread.
     _checkpointer: mpsc::Sender<()>,
     readers: Arc<ReadPool>,
@@ -186,11 +209,29 @@ impl SqliteStore {
         .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn, migrations::SQLITE, &path)?;
+        // What a crash left in the alert log goes into `alerts` before anything reads it.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+        let folded = fold_log(&conn).and_then(|n| {
+            conn.execute_batch("COMMIT").map_err(backend)?;
+            Ok(n)
+        });
+        match folded {
+            Ok(n) if n > 0 => {
+                tracing::info!(rows = n, path = %path.display(), "folded the SQLite alert log")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
 
+        let unfolded = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let writer_unfolded = unfolded.clone();
         std::thread::Builder::new()
             .name("vigil-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, writer_unfolded))
             .map_err(|e| StoreError::Backend(format!("cannot start SQLite writer: {e}")))?;
         let (stop, stopped) = mpsc::channel::<()>();
         let cp_path = path.clone();
@@ -200,6 +241,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("cannot start SQLite checkpointer: {e}")))?;
         Ok(SqliteStore {
             writer: tx,
+            unfolded,
             _checkpointer: stop,
             readers: Arc::new(ReadPool {
                 path,
@@ -214,9 +256,35 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
+        self.write_job(f, false).await
+    }
+
+    /// Like [`Self::write`], for a write that changes `alerts` itself: the alert log is folded
+    /// first, in the same transaction.
+    async fn write_folded<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.write_job(f, true).await
+    }
+
+    /// Makes sure every alert acknowledged so far is in `alerts` (a no-op when the log is empty).
+    async fn fold_pending(&self) -> Result<(), StoreError> {
+        if self.unfolded.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        self.write_folded(|_| Ok(())).await
+    }
+
+    async fn write_job<R, F>(&self, f: F, fold: bool) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         self.writer
-            .send(Box::new(Job { f, reply }))
+            .send(Box::new(Job { f, reply, fold }))
             .map_err(|_| StoreError::Backend("SQLite writer has stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Backend("SQLite writer has stopped".into()))?
@@ -240,8 +308,53 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
-    while let Ok(first) = rx.recv() {
+/// Applies the alert log to `alerts` in order and empties it; returns the rows folded. Runs
+/// inside the writer's transaction, in its own savepoint: on error nothing of it remains.
+fn fold_log(conn: &Connection) -> Result<u64, StoreError> {
+    let exec = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map_err(backend)
+    };
+    exec("SAVEPOINT fold")?;
+    let run = || -> Result<u64, StoreError> {
+        exec(
+            "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
+             SELECT fingerprint, incident_id, starts_at, ends_at, updated_at, doc
+             FROM alert_log WHERE true ORDER BY seq
+             ON CONFLICT (fingerprint) DO UPDATE SET
+                 incident_id = COALESCE(excluded.incident_id, alerts.incident_id),
+                 starts_at = excluded.starts_at,
+                 ends_at = excluded.ends_at,
+                 updated_at = excluded.updated_at,
+                 doc = excluded.doc",
+        )?;
+        Ok(exec("DELETE FROM alert_log")? as u64)
+    };
+    match run() {
+        Ok(n) => {
+            exec("RELEASE fold")?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = exec("ROLLBACK TO fold").and_then(|_| exec("RELEASE fold"));
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>, unfolded: Arc<AtomicU64>) {
+    loop {
+        let first = match rx.recv_timeout(IDLE_FOLD) {
+            Ok(j) => j,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if unfolded.load(Ordering::SeqCst) > 0 {
+                    fold_alone(&conn, &unfolded);
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -257,7 +370,29 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
             }
             continue;
         }
+        // Rows folded in this transaction; they leave `unfolded` once it commits.
+        let mut folded = 0u64;
+        if unfolded.load(Ordering::SeqCst) >= FOLD_AT {
+            match fold_log(&conn) {
+                Ok(n) => folded += n,
+                Err(e) => tracing::error!(error = %e, "Folding the SQLite alert log failed."),
+            }
+        }
         let done: Vec<_> = jobs
+            .into_iter()
+            .filter_map(|j| {
+                if j.needs_fold() {
+                    match fold_log(&conn) {
+                        Ok(n) => folded += n,
+                        Err(e) => {
+                            j.fail(format!("cannot fold the alert log: {e}"));
+                            return None;
+                        }
+                    }
+                }
+                Some(j)
+            })
+            .collect::<Vec<_>>()
             .into_iter()
             .map(|j| {
                 // A panicking write must not take the writer thread (and every later write) down;
@@ -276,11 +411,32 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
             tracing::error!(error = %msg, "SQLite write batch failed");
             msg
         });
+        if commit.is_ok() {
+            unfolded.fetch_sub(folded, Ordering::SeqCst);
+        }
         for d in done {
             d(commit.clone());
         }
     }
     tracing::debug!("SQLite writer stopped");
+}
+
+/// Folds the alert log in a transaction of its own (the writer is idle).
+fn fold_alone(conn: &Connection, unfolded: &AtomicU64) {
+    let r = conn
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(backend)
+        .and_then(|()| fold_log(conn))
+        .and_then(|n| conn.execute_batch("COMMIT").map(|()| n).map_err(backend));
+    match r {
+        Ok(n) => {
+            unfolded.fetch_sub(n, Ordering::SeqCst);
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::error!(error = %e, "Folding the SQLite alert log failed.");
+        }
+    }
 }
 
 /// Copies committed WAL frames into the database file in the background (passive checkpoints,
@@ -445,29 +601,34 @@ impl Store for SqliteStore {
                 to_doc("alert", &a.alert)?,
             ));
         }
-        self.write(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (fingerprint) DO UPDATE SET
-                         incident_id = COALESCE(excluded.incident_id, alerts.incident_id),
-                         starts_at = excluded.starts_at,
-                         ends_at = excluded.ends_at,
-                         updated_at = excluded.updated_at,
-                         doc = excluded.doc",
-                )
-                .map_err(backend)?;
-            for r in &rows {
-                stmt.execute(params![r.0, r.1, r.2, r.3, r.4, r.5])
+        let n = rows.len() as u64;
+        // Counted before the append can commit, so a read never misses an acknowledged alert.
+        self.unfolded.fetch_add(n, Ordering::SeqCst);
+        let r = self
+            .write(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "INSERT INTO alert_log
+                             (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
                     .map_err(backend)?;
-            }
-            Ok(())
-        })
-        .await
+                for r in &rows {
+                    stmt.execute(params![r.0, r.1, r.2, r.3, r.4, r.5])
+                        .map_err(backend)?;
+                }
+                Ok(())
+            })
+            .await;
+        if r.is_err() {
+            // Rolled back: those rows are not in the log.
+            self.unfolded.fetch_sub(n, Ordering::SeqCst);
+        }
+        r
     }
 
     async fn get_alert(&self, fp: Fingerprint) -> Result<Option<StoredAlert>, StoreError> {
+        self.fold_pending().await?;
         self.read(move |conn| {
             let p: Vec<Param> = vec![Box::new(fp_key(fp))];
             Ok(query_docs(
@@ -500,6 +661,7 @@ impl Store for SqliteStore {
             p.push(Box::new(l));
             sql += &format!(" LIMIT ?{}", p.len());
         }
+        self.fold_pending().await?;
         self.read(move |conn| query_docs(conn, &sql, &p, decode_alert))
             .await
     }
@@ -509,7 +671,7 @@ impl Store for SqliteStore {
         fp: Fingerprint,
         incident_id: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| {
+        self.write_folded(move |conn| {
             let n = conn
                 .prepare_cached("UPDATE alerts SET incident_id = ?1 WHERE fingerprint = ?2")
                 .and_then(|mut s| s.execute(params![incident_id, fp_key(fp)]))

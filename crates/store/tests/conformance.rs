@@ -41,6 +41,7 @@ fn incident(title: &str, sev: Severity, detected: Time) -> Incident {
 /// The whole suite; `store` must be empty.
 pub async fn conformance(store: Arc<dyn Store>) {
     alerts(&*store).await;
+    alert_history(&*store).await;
     incidents(&*store).await;
     timeline(&*store).await;
     actions(&*store).await;
@@ -169,6 +170,89 @@ async fn alerts(s: &dyn Store) {
     let got = s.get_alert(d.fingerprint).await.unwrap().unwrap();
     assert_eq!(got.incident_id, Some(5));
     assert_eq!(got.alert, d2.alert);
+}
+
+/// Many re-sends of the same alerts (more than the SQLite alert log holds before it folds), an
+/// incident set between two re-sends, and a stale incident id re-sent before a new one is set:
+/// every read shows the last state of each alert.
+async fn alert_history(s: &dyn Store) {
+    const SERIES: usize = 300;
+    const ROUNDS: usize = 20;
+    let series = |round: usize| -> Vec<StoredAlert> {
+        (0..SERIES)
+            .map(|i| {
+                let mut a = alert("resent", &format!("host-{i}:9100"), t(100));
+                a.alert.updated_at = t(100 + round as i64);
+                a.alert.ends_at = Some(t(400 + round as i64));
+                a.alert.annotations.set("round", round.to_string());
+                a
+            })
+            .collect()
+    };
+    let first = series(0);
+    for round in 0..ROUNDS {
+        for chunk in series(round).chunks(100) {
+            s.upsert_alerts(chunk).await.unwrap();
+        }
+        if round == 3 {
+            s.set_alert_incident(first[0].fingerprint, 11)
+                .await
+                .unwrap();
+        }
+    }
+    let resent = |x: &StoredAlert| x.alert.name() == "resent";
+    let all: Vec<StoredAlert> = s
+        .list_alerts(&AlertQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(resent)
+        .collect();
+    assert_eq!(all.len(), SERIES);
+    let last = (ROUNDS - 1).to_string();
+    for a in &all {
+        assert_eq!(
+            a.alert.annotations.get("round"),
+            Some(last.as_str()),
+            "{a:?}"
+        );
+        assert_eq!(a.alert.ends_at, Some(t(400 + ROUNDS as i64 - 1)));
+    }
+    let got = s.get_alert(first[0].fingerprint).await.unwrap().unwrap();
+    assert_eq!(
+        got.incident_id,
+        Some(11),
+        "re-sends without incident keep it"
+    );
+    let by_incident = s
+        .list_alerts(&AlertQuery {
+            incident_id: Some(11),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_incident.len(), 1);
+
+    // A re-send still carrying the old incident, then the new one set: the new one holds.
+    let mut stale = series(ROUNDS)[1].clone();
+    stale.incident_id = Some(11);
+    s.upsert_alerts(std::slice::from_ref(&stale)).await.unwrap();
+    s.set_alert_incident(stale.fingerprint, 12).await.unwrap();
+    let got = s.get_alert(stale.fingerprint).await.unwrap().unwrap();
+    assert_eq!(got.incident_id, Some(12));
+    assert_eq!(got.alert, stale.alert);
+    // A new alert, set an incident right after its first upsert.
+    let fresh = alert("fresh", "host-x:9100", t(500));
+    s.upsert_alerts(std::slice::from_ref(&fresh)).await.unwrap();
+    s.set_alert_incident(fresh.fingerprint, 13).await.unwrap();
+    assert_eq!(
+        s.get_alert(fresh.fingerprint)
+            .await
+            .unwrap()
+            .unwrap()
+            .incident_id,
+        Some(13)
+    );
 }
 
 async fn incidents(s: &dyn Store) {
@@ -462,7 +546,32 @@ async fn sqlite_migrations_are_idempotent_and_data_survives_reopen() {
         assert_eq!(mode & 0o777, 0o600, "the store file is private");
     }
     let s = store::open(path.to_str().unwrap()).await.unwrap();
-    assert_eq!(s.get_alert(a.fingerprint).await.unwrap(), Some(a));
+    assert_eq!(s.get_alert(a.fingerprint).await.unwrap(), Some(a.clone()));
+    // An alert still in the log when the store closes is in `alerts` after it opens again.
+    let mut b = a.clone();
+    b.alert.annotations.set("summary", "re-sent");
+    s.upsert_alerts(std::slice::from_ref(&b)).await.unwrap();
+    drop(s);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let logged: i64 = conn
+            .query_row("SELECT COUNT(*) FROM alert_log", [], |r| r.get(0))
+            .unwrap();
+        assert!(logged <= 1, "{logged}");
+    }
+    let s = store::open(path.to_str().unwrap()).await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (logged, doc): (i64, String) = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM alert_log), doc FROM alerts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(logged, 0, "the log is folded at open");
+    assert!(doc.contains("re-sent"), "{doc}");
+    drop(conn);
+    assert_eq!(s.get_alert(a.fingerprint).await.unwrap(), Some(b));
     drop(s);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let (n, max): (i64, i64) = conn
