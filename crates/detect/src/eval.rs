@@ -7,7 +7,7 @@
 
 use crate::parser::Transformer;
 use model::Event;
-use model::fields::{Field, FieldType, Scratch, Value};
+use model::fields::{Field, FieldType, Scratch, StrGetter, Value};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -88,20 +88,24 @@ pub struct CCheck {
     /// The check reads one value of a field that needs no scratch, without transformers,
     /// and its test does not read another field: evaluated on the shortest path.
     pub plain: bool,
+    /// A direct reader for the field when it is a text field read straight from the event
+    /// (no transformers, one value, no other field in the test).
+    pub str_get: Option<StrGetter>,
 }
 
 impl CCheck {
     /// A check (not memoized) with its `plain` flag computed.
     pub fn new(lhs: COperand, test: Test) -> Self {
-        let plain = !lhs.field.needs_scratch()
-            && !lhs.field.is_multi()
-            && lhs.transforms.is_empty()
-            && !matches!(test, Test::Field(..));
+        let simple =
+            !lhs.field.is_multi() && lhs.transforms.is_empty() && !matches!(test, Test::Field(..));
+        let plain = simple && !lhs.field.needs_scratch();
+        let str_get = if simple { lhs.field.str_getter() } else { None };
         CCheck {
             lhs,
             test,
             id: u32::MAX,
             plain,
+            str_get,
         }
     }
 }
@@ -777,6 +781,14 @@ fn eval_memo_miss(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
 /// Evaluates a check without memo: plain checks inline, the others in [`eval_check_general`].
 #[inline(always)]
 fn eval_check_raw(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
+    if let Some(g) = c.str_get
+        && let Ok(v) = g.get(ev)
+    {
+        return match v {
+            Some(v) => test_str(&c.test, v, ev, s),
+            None => false,
+        };
+    }
     if c.plain {
         let EvalScratch { fields, tmp, .. } = s;
         return match c.lhs.field.value_at(ev, fields, 0) {
@@ -831,6 +843,24 @@ fn eval_multi(c: &CCheck, ev: &Event, fields: &Scratch, t0: &mut String, t1: &mu
         }
         i += 1;
     }
+}
+
+/// [`test_value`] for a text value, with the common string tests inline.
+#[inline(always)]
+fn test_str(test: &Test, v: &str, ev: &Event, s: &mut EvalScratch) -> bool {
+    match test {
+        Test::StrEq(n, ne) => (v == &**n) != *ne,
+        Test::StrIn(set) => set.contains(v),
+        Test::StartsWith(n) => v.starts_with(&**n),
+        Test::EndsWith(n) => v.ends_with(&**n),
+        _ => test_str_other(test, v, ev, s),
+    }
+}
+
+#[inline(never)]
+fn test_str_other(test: &Test, v: &str, ev: &Event, s: &mut EvalScratch) -> bool {
+    let EvalScratch { fields, tmp, .. } = s;
+    test_value(test, Value::Str(v), ev, fields, &mut tmp[1])
 }
 
 fn test_value(test: &Test, v: Value<'_>, ev: &Event, fields: &Scratch, t1: &mut String) -> bool {
@@ -988,8 +1018,12 @@ mod tests {
     /// Plain checks take the short path and give the same results as the general one.
     #[test]
     fn plain_checks() {
-        let plain = CCheck::new(op("proc.name"), Test::StrEq("bash".into(), false));
-        assert!(plain.plain);
+        let direct = CCheck::new(op("proc.name"), Test::StrEq("bash".into(), false));
+        assert!(direct.plain && direct.str_get.is_some());
+        let plain = CCheck {
+            str_get: None,
+            ..direct.clone()
+        };
         let multi = CCheck::new(op("proc.aname"), Test::StrEq("bash".into(), false));
         assert!(!multi.plain);
         let with_rhs = CCheck::new(
@@ -1015,12 +1049,17 @@ mod tests {
             let a = eval_check(&plain, &ev, &mut s);
             s.reset();
             let b = eval_check(&general, &ev, &mut s);
+            s.reset();
+            let c = eval_check(&direct, &ev, &mut s);
             assert_eq!(a, name == "bash");
             assert_eq!(a, b);
+            assert_eq!(a, c);
         }
         let ev = Event::default();
         s.reset();
         assert!(!eval_check(&plain, &ev, &mut s));
+        s.reset();
+        assert!(!eval_check(&direct, &ev, &mut s));
     }
 
     /// Memoized checks grow the scratch on demand and reuse their result within an event.

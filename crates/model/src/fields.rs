@@ -753,6 +753,40 @@ impl Field {
         }
     }
 
+    /// A direct reader for this field when it is a single-valued text field read straight
+    /// from the event (`proc.name`, `fd.directory`, `container.id`, …).
+    pub fn str_getter(&self) -> Option<StrGetter> {
+        use FieldKind as K;
+        Some(match (self.kind, &self.arg) {
+            (K::ProcName, _) => StrGetter::ProcName,
+            (K::ProcExe, _) => StrGetter::ProcExe,
+            (K::ProcExepath, _) => StrGetter::ProcExepath,
+            (K::ProcCwd, _) => StrGetter::ProcCwd,
+            (K::ProcPname, _) => StrGetter::ProcPname,
+            (K::ProcPexepath, _) => StrGetter::ProcPexepath,
+            (K::ProcPcmdline, _) => StrGetter::ProcPcmdline,
+            (K::ProcAname, FieldArg::Index(n)) => StrGetter::ProcAname(*n),
+            (K::UserName, _) => StrGetter::UserName,
+            (K::UserLoginname, _) => StrGetter::UserLoginname,
+            (K::GroupName, _) => StrGetter::GroupName,
+            (K::FdName | K::FdNameraw, _) => StrGetter::FdName,
+            (K::FdDirectory, _) => StrGetter::FdDirectory,
+            (K::FdFilename, _) => StrGetter::FdFilename,
+            (K::FdTypechar, _) => StrGetter::FdTypechar,
+            (K::FdType, _) => StrGetter::FdType,
+            (K::FdSockfamily, _) => StrGetter::FdSockfamily,
+            (K::FdL4proto, _) => StrGetter::FdL4proto,
+            (K::ContainerId, _) => StrGetter::ContainerId,
+            (K::ContainerName, _) => StrGetter::ContainerName,
+            (K::ContainerImage, _) => StrGetter::ContainerImage,
+            (K::ContainerImageRepository, _) => StrGetter::ContainerImageRepository,
+            (K::ContainerImageTag, _) => StrGetter::ContainerImageTag,
+            (K::K8sNsName, _) => StrGetter::K8sNsName,
+            (K::K8sPodName, _) => StrGetter::K8sPodName,
+            _ => return None,
+        })
+    }
+
     /// The first value of the field, `None` when the event does not have it.
     pub fn value<'a>(&self, ev: &'a Event, scratch: &'a Scratch) -> Option<Value<'a>> {
         self.value_at(ev, scratch, 0)
@@ -1030,6 +1064,137 @@ impl Field {
     }
 }
 
+/// A text field read straight from the event, without [`Scratch`] and without building a
+/// [`Value`]: for matchers that test the same few fields many times per event. Its result is
+/// always the same as [`Field::value_at`] at index 0 (see [`Field::str_getter`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrGetter {
+    /// `proc.name`.
+    ProcName,
+    /// `proc.exe`.
+    ProcExe,
+    /// `proc.exepath`.
+    ProcExepath,
+    /// `proc.cwd`.
+    ProcCwd,
+    /// `proc.pname`.
+    ProcPname,
+    /// `proc.pexepath`.
+    ProcPexepath,
+    /// `proc.pcmdline`.
+    ProcPcmdline,
+    /// `proc.aname[N]`.
+    ProcAname(u32),
+    /// `user.name`.
+    UserName,
+    /// `user.loginname`.
+    UserLoginname,
+    /// `group.name`.
+    GroupName,
+    /// `fd.name` / `fd.nameraw` of a file (sockets need the [`Scratch`]: [`NeedsScratch`]).
+    FdName,
+    /// `fd.directory`.
+    FdDirectory,
+    /// `fd.filename`.
+    FdFilename,
+    /// `fd.typechar`.
+    FdTypechar,
+    /// `fd.type`.
+    FdType,
+    /// `fd.sockfamily`.
+    FdSockfamily,
+    /// `fd.l4proto`.
+    FdL4proto,
+    /// `container.id`.
+    ContainerId,
+    /// `container.name`.
+    ContainerName,
+    /// `container.image`.
+    ContainerImage,
+    /// `container.image.repository`.
+    ContainerImageRepository,
+    /// `container.image.tag`.
+    ContainerImageTag,
+    /// `k8s.ns.name`.
+    K8sNsName,
+    /// `k8s.pod.name`.
+    K8sPodName,
+}
+
+/// [`StrGetter::get`] cannot answer without the [`Scratch`]: use [`Field::value_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeedsScratch;
+
+impl StrGetter {
+    /// The field's value (`Ok(None)` when the event does not have it), or [`NeedsScratch`]
+    /// when it must be composed (the `fd.name` of a socket).
+    #[inline]
+    pub fn get(self, ev: &Event) -> Result<Option<&str>, NeedsScratch> {
+        use StrGetter::*;
+        #[inline]
+        fn ne(s: &str) -> Option<&str> {
+            (!s.is_empty()).then_some(s)
+        }
+        let p = || ev.process.as_ref();
+        let c = || ev.container.as_ref();
+        let parent = || p().and_then(|p| p.ancestors.first());
+        let host = || ev.source == EventSource::Syscall;
+        Ok(match self {
+            ProcName => p().map(|p| p.name.as_str()),
+            ProcExe => p().and_then(|p| ne(&p.exe)),
+            ProcExepath => p().and_then(|p| ne(&p.exepath)),
+            ProcCwd => p().and_then(|p| ne(&p.cwd)),
+            ProcPname => parent().map(|a| a.name.as_str()),
+            ProcPexepath => parent().and_then(|a| ne(&a.exepath)),
+            ProcPcmdline => parent().and_then(|a| ne(&a.cmdline)),
+            ProcAname(0) => p().map(|p| p.name.as_str()),
+            ProcAname(n) => p()
+                .and_then(|p| p.ancestors.get(n as usize - 1))
+                .map(|a| a.name.as_str()),
+            UserName => p().and_then(|p| ne(&p.user.name)),
+            UserLoginname => p().and_then(|p| ne(&p.user.loginname)),
+            GroupName => p().and_then(|p| ne(&p.group)),
+            FdName => match &ev.fd {
+                Some(f) if !f.path.is_empty() || !matches!(f.typechar, '4' | '6') => ne(&f.path),
+                Some(_) => return Err(NeedsScratch),
+                None => None,
+            },
+            FdDirectory => ev.fd.as_ref().and_then(|f| {
+                let path = &f.path;
+                match path.as_bytes().iter().rposition(|&b| b == b'/') {
+                    Some(0) => Some("/"),
+                    Some(i) => Some(&path[..i]),
+                    None => None,
+                }
+            }),
+            FdFilename => ev.fd.as_ref().and_then(|f| ne(basename(&f.path))),
+            FdTypechar => ev.fd.as_ref().map(|f| char_str(f.typechar)),
+            FdType => ev.fd.as_ref().map(|f| fd_type_name(f.typechar)),
+            FdSockfamily => ev.fd.as_ref().and_then(|f| match f.typechar {
+                '4' | '6' => Some("ip"),
+                'u' => Some("unix"),
+                _ => None,
+            }),
+            FdL4proto => ev.fd.as_ref().and_then(|f| ne(&f.l4proto)),
+            ContainerId => match c() {
+                Some(c) => Some(c.short_id()),
+                None if host() => Some("host"),
+                None => None,
+            },
+            ContainerName => match c() {
+                Some(c) => ne(&c.name),
+                None if host() => Some("host"),
+                None => None,
+            },
+            ContainerImage => c().and_then(|c| ne(&c.image)),
+            ContainerImageRepository => c().and_then(|c| ne(&c.image_repository)),
+            ContainerImageTag => c().and_then(|c| ne(&c.image_tag)),
+            K8sNsName => c().and_then(|c| ne(&c.k8s_ns)),
+            K8sPodName => c().and_then(|c| ne(&c.k8s_pod)),
+        })
+    }
+}
+
 /// Whether a `|`-separated flag list (`O_RDONLY|O_CLOEXEC`) holds `flag`.
 fn has_flag(flags: &str, flag: &str) -> bool {
     // Same as `flags.split('|').any(|f| f.trim() == flag)`: ASCII trimming on bytes, and
@@ -1236,6 +1401,53 @@ mod tests {
             panic!()
         };
         assert_eq!(f.display_name(), "evt.arg.flags");
+    }
+
+    /// Every direct text reader agrees with `value_at` on files, sockets, host and container
+    /// events, with and without parents.
+    #[test]
+    fn str_getters_agree_with_value_at() {
+        let mut events = vec![ev(), Event::default()];
+        let mut e = ev();
+        e.container = None;
+        e.fd = Some(FdInfo {
+            typechar: 'f',
+            path: "/etc/shadow".into(),
+            ..Default::default()
+        });
+        events.push(e.clone());
+        for path in ["/", "noslash", "/a/b/", ""] {
+            let mut f = e.clone();
+            if let Some(fd) = f.fd.as_mut() {
+                fd.path = path.into();
+            }
+            events.push(f);
+        }
+        e.source = EventSource::Docker;
+        e.process = Some(ProcessInfo::default());
+        events.push(e);
+        let mut names: Vec<String> = supported_field_names().map(str::to_string).collect();
+        names.extend((0..5).map(|i| format!("proc.aname[{i}]")));
+        let mut with_getter = 0;
+        for name in &names {
+            let Lookup::Supported(f) = Field::parse(name) else {
+                continue;
+            };
+            let Some(g) = f.str_getter() else { continue };
+            with_getter += 1;
+            assert_eq!(f.field_type(), FieldType::Str, "{name}");
+            assert!(!f.is_multi(), "{name}");
+            for e in &events {
+                let mut s = Scratch::new();
+                s.prepare(&f, e);
+                let want = f.value_at(e, &s, 0).map(|v| v.to_string());
+                match g.get(e) {
+                    Ok(got) => assert_eq!(got.map(str::to_string), want, "{name} {e:?}"),
+                    Err(NeedsScratch) => assert!(f.needs_scratch(), "{name}"),
+                }
+            }
+        }
+        assert!(with_getter >= 25, "{with_getter}");
     }
 
     #[test]
