@@ -1,15 +1,20 @@
-//! The alert pipeline: merge by fingerprint → durable write (batched: every request queued
-//! while a commit runs shares the next one) → correlation (one task, under the core lock) →
-//! [`IncidentUpdate`] subscribers. A sweeper records alerts that resolved by `endsAt` or by
-//! `resolve_timeout`.
+//! The alert pipeline: merge by fingerprint → durable write (the request's own task hands it to
+//! the store's group commit: every write queued while a commit runs shares the next one) →
+//! correlation (one task, under the core lock) → [`IncidentUpdate`] subscribers. A sweeper
+//! records alerts that resolved by `endsAt` or by `resolve_timeout`.
 
 use crate::{AppError, Inner};
 use chrono::Utc;
+use futures::FutureExt;
 use model::{AlertQuery, AlertState, Fingerprint, Incident, StoreError, StoredAlert};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// A store write in flight.
+type WriteFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
 
 /// Published after each alert is correlated into an incident.
 #[derive(Debug, Clone)]
@@ -22,13 +27,6 @@ pub struct IncidentUpdate {
     pub opened: bool,
 }
 
-pub(crate) struct WriteReq {
-    alerts: Vec<StoredAlert>,
-    /// How many alerts the request counted in `queued`.
-    count: usize,
-    done: oneshot::Sender<Result<(), String>>,
-}
-
 pub(crate) enum CorrMsg {
     Correlate(Vec<Fingerprint>),
     Sweep,
@@ -36,32 +34,25 @@ pub(crate) enum CorrMsg {
 }
 
 pub(crate) struct Receivers {
-    write: mpsc::UnboundedReceiver<WriteReq>,
     corr: mpsc::UnboundedReceiver<CorrMsg>,
 }
 
-/// In-memory view of every stored alert (the merge base) and the task queues.
+/// In-memory view of every stored alert (the merge base) and the correlator's queue.
 pub(crate) struct Pipeline {
     cache: Mutex<HashMap<Fingerprint, StoredAlert>>,
-    write_tx: mpsc::UnboundedSender<WriteReq>,
-    /// Alerts sent to the writer and not yet taken by it.
-    queued: Arc<std::sync::atomic::AtomicUsize>,
     corr_tx: mpsc::UnboundedSender<CorrMsg>,
 }
 
 impl Pipeline {
     pub(crate) fn new(all: Vec<StoredAlert>) -> (Pipeline, Receivers) {
-        let (write_tx, write) = mpsc::unbounded_channel();
         let (corr_tx, corr) = mpsc::unbounded_channel();
         let cache = all.into_iter().map(|a| (a.fingerprint, a)).collect();
         (
             Pipeline {
                 cache: Mutex::new(cache),
-                write_tx,
-                queued: Arc::default(),
                 corr_tx,
             },
-            Receivers { write, corr },
+            Receivers { corr },
         )
     }
 
@@ -142,7 +133,7 @@ pub(crate) async fn ingest(
     let mut merged: Vec<StoredAlert> = Vec::with_capacity(alerts.len());
     let mut to_correlate = Vec::new();
     let fps: Vec<Fingerprint>;
-    let rx = {
+    let write = {
         let mut cache = inner
             .pipeline
             .cache
@@ -197,28 +188,18 @@ pub(crate) async fn ingest(
             to_correlate.sort();
             to_correlate.dedup();
         }
-        let (done, rx) = oneshot::channel();
         fps = merged.iter().map(|a| a.fingerprint).collect();
-        inner
-            .pipeline
-            .queued
-            .fetch_add(fps.len(), std::sync::atomic::Ordering::Relaxed);
-        inner
-            .pipeline
-            .write_tx
-            .send(WriteReq {
-                count: merged.len(),
-                alerts: merged,
-                done,
-            })
-            .map_err(|_| AppError::ShuttingDown)?;
-        rx
+        let store = inner.store.clone();
+        let mut write: WriteFuture = Box::pin(async move { store.upsert_alerts(&merged).await });
+        // Polled once under the cache lock: the store queues the write in its first poll
+        // (`Store::upsert_alerts`' ordering contract), so two states of one alert are written
+        // in the order they were merged.
+        match (&mut write).now_or_never() {
+            Some(done) => Box::pin(std::future::ready(done)),
+            None => write,
+        }
     };
-    let result = match rx.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(m)) => Err(AppError::Store(StoreError::Backend(m))),
-        Err(_) => Err(AppError::ShuttingDown),
-    };
+    let result = write.await.map_err(AppError::Store);
     if let Err(e) = result {
         // Nothing half-written: the cache goes back to what the store holds.
         for fp in &fps {
@@ -271,12 +252,7 @@ pub(crate) async fn settle(inner: &Arc<Inner>) {
 }
 
 pub(crate) fn spawn_tasks(inner: &Arc<Inner>, rx: Receivers) {
-    let Receivers { write, corr } = rx;
-    tokio::spawn(writer(
-        inner.store.clone(),
-        write,
-        inner.pipeline.queued.clone(),
-    ));
+    let Receivers { corr } = rx;
     tokio::spawn(correlator(inner.clone(), corr));
     tokio::spawn(sweeper(inner.clone()));
     let i = inner.clone();
@@ -285,98 +261,6 @@ pub(crate) fn spawn_tasks(inner: &Arc<Inner>, rx: Receivers) {
             tracing::error!(error = %e, "Cannot list uncorrelated alerts.");
         }
     });
-}
-
-/// Writes alerts in batches: each request waits for the commit that contains it. Up to
-/// [`MAX_IN_FLIGHT`] batches are in flight, so serializing the next batch overlaps with the
-/// commit of the previous one. Each batch is polled once when created, which hands its write to
-/// the store's queue before any later batch's (the SQLite store serializes and enqueues in that
-/// first poll and commits in queue order), so a later state of an alert never lands before an
-/// earlier one.
-async fn writer(
-    store: Arc<dyn model::Store>,
-    mut rx: mpsc::UnboundedReceiver<WriteReq>,
-    queued: Arc<std::sync::atomic::AtomicUsize>,
-) {
-    use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
-    use std::sync::atomic::Ordering;
-    type Done = Vec<oneshot::Sender<Result<(), String>>>;
-    type Flight =
-        std::pin::Pin<Box<dyn std::future::Future<Output = (Done, Result<(), String>)> + Send>>;
-    let reply = |(dones, res): (Done, Result<(), String>)| {
-        for d in dones {
-            let _ = d.send(res.clone());
-        }
-    };
-    let mut in_flight: FuturesOrdered<Flight> = FuturesOrdered::new();
-    let mut open = true;
-    while open || !in_flight.is_empty() {
-        tokio::select! {
-            biased;
-            Some(out) = in_flight.next(), if !in_flight.is_empty() => reply(out),
-            // A second batch starts while one commits only when enough is waiting: with small
-            // requests one commit (one fsync) for everything queued is cheaper.
-            first = rx.recv(), if open
-                && (in_flight.is_empty()
-                    || (in_flight.len() < MAX_IN_FLIGHT
-                        && queued.load(Ordering::Relaxed) >= PIPELINE_MIN_ALERTS)) => {
-                let Some(first) = first else {
-                    open = false;
-                    continue;
-                };
-                let mut reqs = vec![first];
-                while reqs.len() < 512 {
-                    match rx.try_recv() {
-                        Ok(r) => reqs.push(r),
-                        Err(_) => break,
-                    }
-                }
-                let taken: usize = reqs.iter().map(|r| r.count).sum();
-                queued.fetch_sub(taken, Ordering::Relaxed);
-                let alerts = combine(&mut reqs);
-                let dones: Done = reqs.into_iter().map(|r| r.done).collect();
-                let store = store.clone();
-                let mut fut: Flight = Box::pin(async move {
-                    let res = store.upsert_alerts(&alerts).await.map_err(|e| {
-                        tracing::error!(error = %e, alerts = alerts.len(), "Storing alerts failed.");
-                        e.to_string()
-                    });
-                    (dones, res)
-                });
-                match (&mut fut).now_or_never() {
-                    Some(out) => reply(out),
-                    None => in_flight.push_back(fut),
-                }
-            }
-        }
-    }
-}
-
-/// How many alert batches may be committing at once.
-const MAX_IN_FLIGHT: usize = 2;
-/// How many alerts must wait before a second batch starts while one commits (small requests
-/// are cheaper in one commit, one fsync, than split over two).
-const PIPELINE_MIN_ALERTS: usize = 512;
-
-/// The alerts of several requests, one entry per fingerprint (the latest).
-fn combine(reqs: &mut [WriteReq]) -> Vec<StoredAlert> {
-    if reqs.len() == 1 {
-        return std::mem::take(&mut reqs[0].alerts);
-    }
-    let mut idx: HashMap<Fingerprint, usize> = HashMap::new();
-    let mut out: Vec<StoredAlert> = Vec::new();
-    for r in reqs.iter_mut() {
-        for a in r.alerts.drain(..) {
-            match idx.get(&a.fingerprint) {
-                Some(&i) => out[i] = a,
-                None => {
-                    idx.insert(a.fingerprint, out.len());
-                    out.push(a);
-                }
-            }
-        }
-    }
-    out
 }
 
 async fn correlator(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<CorrMsg>) {

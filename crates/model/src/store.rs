@@ -80,6 +80,12 @@ pub enum StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces alerts by fingerprint (the caller has merged them), keeping each
     /// alert's `incident_id` unless given. Durable on return.
+    ///
+    /// Ordering contract: an implementation hands the write to its commit queue during the
+    /// returned future's first poll (before it first returns `Pending`), and writes handed over
+    /// earlier are never committed after later ones. The intake relies on it: it polls the
+    /// future once while it holds the lock under which it merged the alerts, so two states of
+    /// one alert reach the store in the order they were merged.
     async fn upsert_alerts(&self, alerts: &[StoredAlert]) -> Result<(), StoreError>;
     /// One alert by fingerprint.
     async fn get_alert(&self, fingerprint: Fingerprint) -> Result<Option<StoredAlert>, StoreError>;
