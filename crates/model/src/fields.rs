@@ -873,12 +873,10 @@ impl Field {
                 Value::Int(ts_nanos(&ev.ts).saturating_sub(ts_nanos(start)))
             }
             EvtIsOpenRead => {
-                let f = flags();
-                Value::Bool(is_open() && (has_flag(f, "O_RDONLY") || has_flag(f, "O_RDWR")))
+                Value::Bool(is_open() && open_flag_bits(flags()) & (O_RDONLY | O_RDWR) != 0)
             }
             EvtIsOpenWrite => {
-                let f = flags();
-                Value::Bool(is_open() && (has_flag(f, "O_WRONLY") || has_flag(f, "O_RDWR")))
+                Value::Bool(is_open() && open_flag_bits(flags()) & (O_WRONLY | O_RDWR) != 0)
             }
             EvtIsOpenExec => {
                 let f = flags();
@@ -1128,7 +1126,7 @@ pub struct NeedsScratch;
 impl StrGetter {
     /// The field's value (`Ok(None)` when the event does not have it), or [`NeedsScratch`]
     /// when it must be composed (the `fd.name` of a socket).
-    #[inline]
+    #[inline(always)]
     pub fn get(self, ev: &Event) -> Result<Option<&str>, NeedsScratch> {
         use StrGetter::*;
         #[inline]
@@ -1193,6 +1191,35 @@ impl StrGetter {
             K8sPodName => c().and_then(|c| ne(&c.k8s_pod)),
         })
     }
+}
+
+const O_RDONLY: u8 = 1;
+const O_WRONLY: u8 = 2;
+const O_RDWR: u8 = 4;
+
+/// Which of `O_RDONLY`, `O_WRONLY`, `O_RDWR` a `|`-separated flag list holds, in one pass:
+/// bit `O_X` set exactly when `has_flag(flags, "O_X")`.
+fn open_flag_bits(flags: &str) -> u8 {
+    fn bit(t: &[u8]) -> u8 {
+        match t {
+            b"O_RDONLY" => O_RDONLY,
+            b"O_WRONLY" => O_WRONLY,
+            b"O_RDWR" => O_RDWR,
+            _ => 0,
+        }
+    }
+    let mut bits = 0;
+    let mut start = 0;
+    for part in flags.as_bytes().split(|&c| c == b'|') {
+        let end = start + part.len();
+        let t = part.trim_ascii();
+        bits |= bit(t);
+        if matches!((t.first(), t.last()), (Some(&a), Some(&z)) if a >= 0x80 || z >= 0x80) {
+            bits |= bit(flags[start..end].trim().as_bytes());
+        }
+        start = end + 1;
+    }
+    bits
 }
 
 /// Whether a `|`-separated flag list (`O_RDONLY|O_CLOEXEC`) holds `flag`.
@@ -1269,11 +1296,21 @@ mod tests {
             "|",
             "||O_CREAT|",
             "\u{a0}O_CREAT",
+            "O_WRONLY\u{a0}|\u{2003}O_RDWR",
+            "O_RDONLY|O_WRONLY|O_RDWR",
             "é/ü x|y",
         ];
         for s in samples {
             assert_eq!(basename(s), s.rsplit('/').next().unwrap_or(s), "{s:?}");
             assert_eq!(first_word(s), s.split(' ').next().unwrap_or(s), "{s:?}");
+            let bits = open_flag_bits(s);
+            for (f, b) in [
+                ("O_RDONLY", O_RDONLY),
+                ("O_WRONLY", O_WRONLY),
+                ("O_RDWR", O_RDWR),
+            ] {
+                assert_eq!(bits & b != 0, has_flag(s, f), "{s:?} {f:?}");
+            }
             for f in ["O_RDONLY", "O_CREAT", "O_RDWR", "O_CLOEXEC", "y", ""] {
                 assert_eq!(
                     has_flag(s, f),
