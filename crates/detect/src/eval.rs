@@ -504,31 +504,46 @@ pub enum Test {
 }
 
 /// Buffers reused across evaluations.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EvalScratch {
     /// Composed field values.
     pub fields: Scratch,
     tmp: [String; 2],
-    /// Per check id: computed (bit set) for this event.
-    memo_done: Vec<u64>,
-    /// Per check id: result.
-    memo_val: Vec<u64>,
+    /// Per check id: `generation << 1 | result`; valid when its generation is `generation`.
+    memo: Vec<u32>,
+    /// The current event's generation (>= 1), advanced by [`EvalScratch::reset`], so that no
+    /// memo entry needs clearing between events.
+    generation: u32,
+}
+
+impl Default for EvalScratch {
+    fn default() -> Self {
+        EvalScratch {
+            fields: Scratch::default(),
+            tmp: Default::default(),
+            memo: Vec::new(),
+            generation: 1,
+        }
+    }
 }
 
 impl EvalScratch {
     /// Makes room for `n` memoized checks.
     pub fn reserve_checks(&mut self, n: u32) {
-        let words = (n as usize).div_ceil(64);
-        if self.memo_done.len() < words {
-            self.memo_done.resize(words, 0);
-            self.memo_val.resize(words, 0);
+        if self.memo.len() < n as usize {
+            self.memo.resize(n as usize, 0);
         }
     }
 
     /// Prepares for a new event.
+    #[inline]
     pub fn reset(&mut self) {
         self.fields.reset();
-        self.memo_done.fill(0);
+        self.generation += 1;
+        if self.generation >= 1 << 31 {
+            self.memo.fill(0);
+            self.generation = 1;
+        }
     }
 }
 
@@ -752,11 +767,10 @@ fn eval_check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
     if c.id == u32::MAX {
         return eval_check_raw(c, ev, s);
     }
-    let (w, b) = ((c.id / 64) as usize, 1u64 << (c.id % 64));
-    if let (Some(&done), Some(&val)) = (s.memo_done.get(w), s.memo_val.get(w))
-        && done & b != 0
+    if let Some(&m) = s.memo.get(c.id as usize)
+        && m >> 1 == s.generation
     {
-        return val & b != 0;
+        return m & 1 != 0;
     }
     eval_memo_miss(c, ev, s)
 }
@@ -764,16 +778,13 @@ fn eval_check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
 /// Computes a memoized check not yet computed for this event and records its result.
 #[inline(never)]
 fn eval_memo_miss(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
-    let (w, b) = ((c.id / 64) as usize, 1u64 << (c.id % 64));
-    if w >= s.memo_done.len() || w >= s.memo_val.len() {
+    let r = eval_check_raw(c, ev, s);
+    let i = c.id as usize;
+    if i >= s.memo.len() {
         s.reserve_checks(c.id + 1);
     }
-    let r = eval_check_raw(c, ev, s);
-    s.memo_done[w] |= b;
-    if r {
-        s.memo_val[w] |= b;
-    } else {
-        s.memo_val[w] &= !b;
+    if let Some(m) = s.memo.get_mut(i) {
+        *m = s.generation << 1 | u32::from(r);
     }
     r
 }
@@ -1084,6 +1095,12 @@ mod tests {
         assert!(!eval_check(&c, &Event::default(), &mut s));
         s.reset();
         assert!(eval_check(&c, &bash, &mut s));
+        // When the generation counter wraps, old results are forgotten too.
+        s.generation = (1 << 31) - 1;
+        assert!(eval_check(&c, &bash, &mut s));
+        s.reset();
+        assert_eq!(s.generation, 1);
+        assert!(!eval_check(&c, &Event::default(), &mut s));
     }
 
     #[test]
