@@ -378,33 +378,30 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>, unfolded
                 Err(e) => tracing::error!(error = %e, "Folding the SQLite alert log failed."),
             }
         }
-        let done: Vec<_> = jobs
-            .into_iter()
-            .filter_map(|j| {
-                if j.needs_fold() {
-                    match fold_log(&conn) {
-                        Ok(n) => folded += n,
-                        Err(e) => {
-                            j.fail(format!("cannot fold the alert log: {e}"));
-                            return None;
-                        }
+        // Each job runs after every job queued before it; one that changes or reads `alerts`
+        // first folds the log as it stands at that point, earlier jobs' appends included.
+        let mut done = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            if j.needs_fold() {
+                match fold_log(&conn) {
+                    Ok(n) => folded += n,
+                    Err(e) => {
+                        j.fail(format!("cannot fold the alert log: {e}"));
+                        continue;
                     }
                 }
-                Some(j)
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|j| {
-                // A panicking write must not take the writer thread (and every later write) down;
-                // its reply channel is dropped, so its caller gets an error.
+            }
+            // A panicking write must not take the writer thread (and every later write) down;
+            // its reply channel is dropped, so its caller gets an error.
+            done.push(
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| j.run(&conn)))
                     .unwrap_or_else(|_| {
                         tracing::error!("SQLite write panicked; rolled back to its savepoint");
                         let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
                         Box::new(|_| {})
-                    })
-            })
-            .collect();
+                    }),
+            );
+        }
         let commit = conn.execute_batch("COMMIT").map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             let msg = format!("sqlite: commit failed: {e}");

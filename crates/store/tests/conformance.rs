@@ -632,3 +632,25 @@ async fn bad_urls_are_config_errors() {
     assert!(matches!(e, StoreError::Config(_)), "{e}");
     assert!(e.to_string().contains("PostgreSQL"), "{e}");
 }
+
+/// An upsert and an incident assignment queued together (one SQLite group commit): the
+/// assignment sees the alert the upsert appended just before it in the same transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_assignment_queued_with_the_upsert_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store::open_sqlite(dir.path().join("vigil.db"))
+        .await
+        .unwrap();
+    for i in 0..50 {
+        let a = alert("queued", &format!("host-{i}:9100"), t(i));
+        let (up, set) = tokio::join!(
+            s.upsert_alerts(std::slice::from_ref(&a)),
+            s.set_alert_incident(a.fingerprint, 9)
+        );
+        up.unwrap();
+        set.unwrap();
+        let got = s.get_alert(a.fingerprint).await.unwrap().unwrap();
+        assert_eq!(got.incident_id, Some(9));
+        assert_eq!(got.alert, a.alert);
+    }
+}
