@@ -1,6 +1,8 @@
-//! Sensor benchmark: `cargo run --release -p vigil-sensor --example bench [-- EXECS CONNECTS]`
-//! (root). Prints events/s captured, drops, slowdown, sensor CPU and p99 latency for an exec
-//! storm and a connect storm, without and with the sensor. Also `vigil sensor --bench`.
+//! Sensor benchmark:
+//! `cargo run --release -p vigil-sensor --example bench [-- EXECS [CONNECTS [OPENS [ROUNDS]]]]`
+//! (root; a count of 0 skips that storm). Prints events/s captured, drops, slowdown, sensor and
+//! BPF CPU and p99 latency for an exec, a connect and an open storm, without and with the
+//! sensor (medians of ROUNDS alternating rounds, default 5). Also `vigil sensor --bench`.
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -28,6 +30,12 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(n) = args.get(2).and_then(|s| s.parse().ok()) {
         cfg.connects = n;
+    }
+    if let Some(n) = args.get(3).and_then(|s| s.parse().ok()) {
+        cfg.opens = n;
+    }
+    if let Some(n) = args.get(4).and_then(|s| s.parse().ok()) {
+        cfg.rounds = n;
     }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

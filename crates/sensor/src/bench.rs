@@ -1,13 +1,21 @@
-//! The sensor benchmark: an exec storm, a connect storm and an open storm (reads the kernel filter
-//! drops), each run without and with the
-//! sensor, reporting events/s captured, drops, the storm's slowdown, the sensor's CPU and the
-//! latency from the kernel's timestamp to the event reaching the consumer.
+//! The sensor benchmark: an exec storm, a connect storm and an open storm (reads of a file the
+//! kernel filter drops), each run without and with the sensor, reporting events/s captured,
+//! drops, the storm's slowdown, the sensor's CPU, the BPF programs' CPU and the latency from the
+//! kernel's timestamp to the event reaching the consumer.
+//!
+//! Rounds alternate without/with the sensor (the order flips every round) and the figures are
+//! medians over the rounds, so background load on a shared machine hits both sides alike. The
+//! slowdown is given twice: in wall-clock time, and in the storm's own CPU time (user + system
+//! of its processes, which includes the BPF programs that run in their syscalls), which other
+//! load disturbs much less. Timed rounds run with `kernel.bpf_stats_enabled=0`; one extra round
+//! with the sensor enables it to measure the BPF programs (`bpf ns`, `runs/op`, `bpf cpu%` and
+//! the per-program lines).
 //!
 //! The storms run in a worker process (the sensor ignores its own process), started as
-//! `worker_cmd… exec N` / `worker_cmd… connect N`, which prints the storm's elapsed nanoseconds;
-//! [`worker_main`] implements that side.
+//! `worker_cmd… exec N` / `worker_cmd… connect N` / `worker_cmd… open N`, which prints the
+//! storm's elapsed nanoseconds; [`worker_main`] implements that side.
 
-use crate::{BackendChoice, Sensor, SensorConfig, SensorError};
+use crate::{BackendChoice, BpfProgramStats, Sensor, SensorConfig, SensorError};
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,13 +26,14 @@ use std::time::{Duration, Instant};
 pub struct BenchConfig {
     /// Command that runs the worker (e.g. `[vigil, sensor, --bench-worker]`).
     pub worker_cmd: Vec<String>,
-    /// Processes spawned by the exec storm.
+    /// Processes spawned by the exec storm (0 skips it).
     pub execs: u32,
-    /// Connections made by the connect storm.
+    /// Connections made by the connect storm (0 skips it).
     pub connects: u32,
-    /// Rounds per mode (the best round of each mode is compared).
+    /// Timed rounds per storm, each one run without and one with the sensor (medians are
+    /// reported).
     pub rounds: u32,
-    /// Reads of a non-watched file by the open storm (filtered in the kernel).
+    /// Reads of a non-watched file by the open storm (filtered in the kernel; 0 skips it).
     pub opens: u32,
     /// Backend under test.
     pub backend: BackendChoice,
@@ -36,33 +45,50 @@ impl Default for BenchConfig {
             worker_cmd: Vec::new(),
             execs: 5_000,
             connects: 20_000,
-            opens: 200_000,
-            rounds: 3,
+            opens: 500_000,
+            rounds: 5,
             backend: BackendChoice::Ebpf,
         }
     }
 }
 
+/// One BPF program's share of a storm (from the round with BPF statistics on).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgramFigure {
+    /// Program name.
+    pub name: String,
+    /// Runs per storm operation.
+    pub runs_per_op: f64,
+    /// Mean time per run, ns.
+    pub ns_per_run: f64,
+}
+
 /// Figures for one storm.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StormResult {
-    /// `exec` or `connect`.
+    /// `exec`, `connect` or `open`.
     pub storm: String,
     /// Operations per storm.
     pub ops: u32,
-    /// Storm duration without the sensor (best round), seconds.
+    /// Timed rounds (each without and with the sensor).
+    pub rounds: u32,
+    /// Storm duration without the sensor (median), seconds.
     pub base_secs: f64,
-    /// Storm duration with the sensor (best round), seconds.
+    /// Storm duration with the sensor (median), seconds.
     pub sensor_secs: f64,
-    /// `(sensor - base) / base` in %.
+    /// Wall-clock slowdown: median over the rounds of `(with - without) / without`, in %.
     pub slowdown_pct: f64,
+    /// CPU-time slowdown: median over the rounds of the increase of the storm's own CPU time
+    /// (user + system of its processes, including the BPF programs run in its syscalls), in %.
+    pub cpu_slowdown_pct: f64,
     /// Events the consumer received during the sensor rounds, per second of storm.
     pub events_per_sec: f64,
     /// Events received in the sensor rounds.
     pub events: u64,
     /// Ring-buffer drops + channel drops + lost, over the sensor rounds.
     pub drops: u64,
-    /// CPU used by the sensor process (all its threads) while the storm ran, in % of one CPU.
+    /// CPU used by the sensor in user space (all threads of the process running it, including
+    /// the consumer) while the storm ran, in % of one CPU.
     pub sensor_cpu_pct: f64,
     /// Latency kernel timestamp → consumer, 50th percentile, microseconds.
     pub p50_us: f64,
@@ -80,6 +106,8 @@ pub struct StormResult {
     /// Time in the BPF programs per storm, in % of the storm's own CPU time without the
     /// sensor: the kernel-side slowdown, independent of other load on the machine.
     pub bpf_overhead_pct: f64,
+    /// The programs that ran, most time first.
+    pub programs: Vec<ProgramFigure>,
 }
 
 /// The whole benchmark's result.
@@ -97,17 +125,20 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "vigil sensor benchmark — backend {}, {} CPUs",
-            self.backend, self.cpus
+            "vigil sensor benchmark — backend {}, {} CPUs (medians of {} rounds without/with)",
+            self.backend,
+            self.cpus,
+            self.storms.first().map_or(0, |s| s.rounds)
         )?;
         writeln!(
             f,
-            "{:<8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6} {:>6} {:>8} {:>8} {:>8} {:>11} {:>8} {:>8} {:>8}",
+            "{:<8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>6} {:>8} {:>8} {:>8} {:>11} {:>7} {:>7} {:>8}",
             "storm",
             "ops",
             "base s",
             "sensor s",
             "slowdown",
+            "cpu slow",
             "events/s",
             "drops",
             "cpu%",
@@ -122,12 +153,13 @@ impl fmt::Display for BenchReport {
         for s in &self.storms {
             writeln!(
                 f,
-                "{:<8} {:>7} {:>8.3} {:>8.3} {:>8.1}% {:>9.0} {:>6} {:>6.1} {:>8.0} {:>8.0} {:>8.0} {:>11.0} {:>8.0} {:>8.1} {:>7.1}%",
+                "{:<8} {:>7} {:>8.3} {:>8.3} {:>8.1}% {:>8.1}% {:>9.0} {:>6} {:>6.1} {:>8.0} {:>8.0} {:>8.0} {:>11.0} {:>7.0} {:>7.1} {:>7.1}%",
                 s.storm,
                 s.ops,
                 s.base_secs,
                 s.sensor_secs,
                 s.slowdown_pct,
+                s.cpu_slowdown_pct,
                 s.events_per_sec,
                 s.drops,
                 s.sensor_cpu_pct,
@@ -139,6 +171,20 @@ impl fmt::Display for BenchReport {
                 s.bpf_runs_per_op,
                 s.bpf_overhead_pct
             )?;
+        }
+        for s in &self.storms {
+            if s.programs.is_empty() {
+                continue;
+            }
+            write!(f, "  {:<7} BPF per op:", s.storm)?;
+            for p in s.programs.iter().take(5) {
+                write!(
+                    f,
+                    " {} {:.2}×{:.0} ns;",
+                    p.name, p.runs_per_op, p.ns_per_run
+                )?;
+            }
+            writeln!(f)?;
         }
         Ok(())
     }
@@ -213,14 +259,28 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
-/// Enables the kernel's BPF run-time statistics while alive; restores the old value on drop.
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Sets the kernel's BPF run-time statistics switch while alive; restores the old value on
+/// drop.
 struct BpfStatsGuard(Option<String>);
 
 impl BpfStatsGuard {
     const PATH: &'static str = "/proc/sys/kernel/bpf_stats_enabled";
-    fn enable() -> BpfStatsGuard {
+    fn set(on: bool) -> BpfStatsGuard {
         let old = std::fs::read_to_string(Self::PATH).ok();
-        if old.is_some() && std::fs::write(Self::PATH, "1").is_err() {
+        if old.is_some() && std::fs::write(Self::PATH, if on { "1" } else { "0" }).is_err() {
             return BpfStatsGuard(None);
         }
         BpfStatsGuard(old)
@@ -238,12 +298,14 @@ impl Drop for BpfStatsGuard {
 /// Figures of one storm round with the sensor.
 struct Round {
     storm: Duration,
+    storm_cpu: f64,
     events: u64,
     lat: Vec<u64>,
     drops: u64,
     cpu_secs: f64,
     bpf_ns: u64,
     bpf_runs: u64,
+    programs: Vec<BpfProgramStats>,
 }
 
 /// Runs one storm; its duration and the CPU the storm's processes used.
@@ -295,18 +357,32 @@ async fn sensor_round(
     // Let the start-up (process table seed) settle before measuring.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = h.stats();
+    let progs_before = h.bpf_programs();
     let cpu0 = self_cpu_secs();
-    let (d, _) = worker(&cfg.worker_cmd, storm, ops).await?;
-    // Let the sensor drain what is in flight.
+    let (d, storm_cpu) = worker(&cfg.worker_cmd, storm, ops).await?;
+    // Let the sensor drain what is in flight (and refresh its BPF statistics).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cpu1 = self_cpu_secs();
     let after = h.stats();
+    let programs = h
+        .bpf_programs()
+        .into_iter()
+        .map(|p| {
+            let b = progs_before.iter().find(|q| q.name == p.name);
+            BpfProgramStats {
+                run_ns: p.run_ns - b.map_or(0, |b| b.run_ns.min(p.run_ns)),
+                runs: p.runs - b.map_or(0, |b| b.runs.min(p.runs)),
+                name: p.name,
+            }
+        })
+        .collect();
     h.stop();
     let (events, lat) = consumer
         .await
         .map_err(|e| BenchError::Worker(e.to_string()))?;
     Ok(Round {
         storm: d,
+        storm_cpu,
         events: events.saturating_sub(before.events),
         lat,
         drops: (after.ring_drops - before.ring_drops)
@@ -315,14 +391,15 @@ async fn sensor_round(
         cpu_secs: cpu1 - cpu0,
         bpf_ns: after.bpf_run_ns - before.bpf_run_ns,
         bpf_runs: after.bpf_runs - before.bpf_runs,
+        programs,
     })
 }
 
 /// Runs the benchmark (needs root for the sensor).
 pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
-    let _stats = BpfStatsGuard::enable();
     let mut storms = Vec::new();
     let mut backend = String::new();
+    let n_rounds = cfg.rounds.max(1);
     for (storm, ops) in [
         ("exec", cfg.execs),
         ("connect", cfg.connects),
@@ -331,35 +408,75 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
         if ops == 0 {
             continue;
         }
-        let mut base = Duration::MAX;
-        let mut base_cpu = f64::MAX;
-        let mut with = Duration::MAX;
+        let mut base = Vec::new();
         let mut rounds = Vec::new();
-        // Alternate without/with so that background load hits both alike.
-        for _ in 0..cfg.rounds.max(1) {
-            let (d, c) = worker(&cfg.worker_cmd, storm, ops).await?;
-            base = base.min(d);
-            base_cpu = base_cpu.min(c);
-            let r = sensor_round(&cfg, storm, ops, &mut backend).await?;
-            with = with.min(r.storm);
-            rounds.push(r);
+        let mut wall_ratio = Vec::new();
+        let mut cpu_ratio = Vec::new();
+        {
+            // Timed rounds: BPF statistics off (they add two clock reads to every program run).
+            let _stats = BpfStatsGuard::set(false);
+            for i in 0..n_rounds {
+                // Alternate the order so that a trend in background load hits both sides.
+                let (b, r) = if i % 2 == 0 {
+                    let b = worker(&cfg.worker_cmd, storm, ops).await?;
+                    (b, sensor_round(&cfg, storm, ops, &mut backend).await?)
+                } else {
+                    let r = sensor_round(&cfg, storm, ops, &mut backend).await?;
+                    (worker(&cfg.worker_cmd, storm, ops).await?, r)
+                };
+                let (bd, bc) = (b.0.as_secs_f64(), b.1);
+                if bd > 0.0 {
+                    wall_ratio.push((r.storm.as_secs_f64() - bd) / bd * 100.0);
+                }
+                if bc > 0.0 {
+                    cpu_ratio.push((r.storm_cpu - bc) / bc * 100.0);
+                }
+                base.push(b);
+                rounds.push(r);
+            }
         }
+        // One more round with the sensor to measure the BPF programs.
+        let stats_round = {
+            let _stats = BpfStatsGuard::set(true);
+            sensor_round(&cfg, storm, ops, &mut backend).await?
+        };
+        let base_cpu = median(base.iter().map(|b| b.1).collect());
+        let bpf_ns = stats_round.bpf_ns;
+        let bpf_runs = stats_round.bpf_runs;
+        let mut programs: Vec<ProgramFigure> = stats_round
+            .programs
+            .iter()
+            .filter(|p| p.runs > 0)
+            .map(|p| ProgramFigure {
+                name: p.name.clone(),
+                runs_per_op: p.runs as f64 / f64::from(ops),
+                ns_per_run: p.run_ns as f64 / p.runs as f64,
+            })
+            .collect();
+        programs.sort_by(|a, b| {
+            (b.runs_per_op * b.ns_per_run).total_cmp(&(a.runs_per_op * a.ns_per_run))
+        });
+        rounds.push(stats_round);
+
         let events: u64 = rounds.iter().map(|r| r.events).sum();
         let storm_secs: f64 = rounds.iter().map(|r| r.storm.as_secs_f64()).sum();
         let cpu: f64 = rounds.iter().map(|r| r.cpu_secs).sum();
-        let bpf_ns: u64 = rounds.iter().map(|r| r.bpf_ns).sum();
-        let bpf_runs: u64 = rounds.iter().map(|r| r.bpf_runs).sum();
         let mut lat: Vec<u64> = rounds.iter().flat_map(|r| r.lat.iter().copied()).collect();
         lat.sort_unstable();
-        let b = base.as_secs_f64();
-        let w = with.as_secs_f64();
         let measured = storm_secs + 0.3 * rounds.len() as f64;
         storms.push(StormResult {
             storm: storm.to_string(),
             ops,
-            base_secs: b,
-            sensor_secs: w,
-            slowdown_pct: if b > 0.0 { (w - b) / b * 100.0 } else { 0.0 },
+            rounds: n_rounds,
+            base_secs: median(base.iter().map(|b| b.0.as_secs_f64()).collect()),
+            sensor_secs: median(
+                rounds[..rounds.len() - 1]
+                    .iter()
+                    .map(|r| r.storm.as_secs_f64())
+                    .collect(),
+            ),
+            slowdown_pct: median(wall_ratio),
+            cpu_slowdown_pct: median(cpu_ratio),
             events_per_sec: if storm_secs > 0.0 {
                 events as f64 / storm_secs
             } else {
@@ -381,12 +498,13 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
             } else {
                 0.0
             },
-            bpf_runs_per_op: bpf_runs as f64 / (f64::from(ops) * rounds.len() as f64),
-            bpf_overhead_pct: if base_cpu > 0.0 && base_cpu < f64::MAX {
-                bpf_ns as f64 / rounds.len() as f64 / 1e9 / base_cpu * 100.0
+            bpf_runs_per_op: bpf_runs as f64 / f64::from(ops),
+            bpf_overhead_pct: if base_cpu > 0.0 {
+                bpf_ns as f64 / 1e9 / base_cpu * 100.0
             } else {
                 0.0
             },
+            programs,
         });
     }
     Ok(BenchReport {
@@ -403,7 +521,7 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
     let n: u32 = args
         .get(1)
         .and_then(|s| s.parse().ok())
-        .ok_or("usage: exec|connect N")?;
+        .ok_or("usage: exec|connect|open N")?;
     let threads = 2u32;
     match storm {
         "exec" => {

@@ -3,7 +3,7 @@
 
 use crate::enrich::Enricher;
 use crate::raw;
-use crate::{SensorError, Shared, WatchPrefix};
+use crate::{BpfProgramStats, SensorError, Shared, WatchPrefix};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
 use std::mem::MaybeUninit;
@@ -122,9 +122,17 @@ pub(crate) fn run(
             return;
         }
     };
-    let prog_fds: Vec<i32> = {
+    let progs: Vec<(String, i32)> = {
         use std::os::fd::{AsFd, AsRawFd};
-        sk.object().progs().map(|p| p.as_fd().as_raw_fd()).collect()
+        sk.object()
+            .progs()
+            .map(|p| {
+                (
+                    p.name().to_string_lossy().into_owned(),
+                    p.as_fd().as_raw_fd(),
+                )
+            })
+            .collect()
     };
     let _ = ready.send(Ok(()));
     tracing::info!(processes = seeded, "eBPF sensor attached");
@@ -156,9 +164,24 @@ pub(crate) fn run(
             {
                 shared.kernel_lost.store(sum(&vals), Ordering::Relaxed);
             }
-            let (ns, runs) = prog_run_stats(&prog_fds);
+            let per_prog: Vec<BpfProgramStats> = progs
+                .iter()
+                .map(|(name, fd)| {
+                    let (run_ns, runs) = prog_run_stats(*fd);
+                    BpfProgramStats {
+                        name: name.clone(),
+                        run_ns,
+                        runs,
+                    }
+                })
+                .collect();
+            let ns = per_prog.iter().map(|p| p.run_ns).sum();
+            let runs = per_prog.iter().map(|p| p.runs).sum();
             shared.bpf_run_ns.store(ns, Ordering::Relaxed);
             shared.bpf_runs.store(runs, Ordering::Relaxed);
+            if let Ok(mut v) = shared.bpf_programs.lock() {
+                *v = per_prog;
+            }
         }
     }
     tracing::info!("eBPF sensor detached");
@@ -192,22 +215,20 @@ fn ensure_tracefs() {
     }
 }
 
-/// Total `run_time_ns` and `run_cnt` of our programs (non-zero only while the kernel's
+/// `run_time_ns` and `run_cnt` of one of our programs (non-zero only while the kernel's
 /// `kernel.bpf_stats_enabled` sysctl is 1).
-fn prog_run_stats(fds: &[i32]) -> (u64, u64) {
+fn prog_run_stats(fd: i32) -> (u64, u64) {
     let mut ns = 0;
     let mut runs = 0;
-    for fd in fds {
-        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
-            continue;
-        };
-        for line in info.lines() {
-            let mut it = line.split_whitespace();
-            match (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) {
-                (Some("run_time_ns:"), Some(v)) => ns += v,
-                (Some("run_cnt:"), Some(v)) => runs += v,
-                _ => {}
-            }
+    let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+        return (0, 0);
+    };
+    for line in info.lines() {
+        let mut it = line.split_whitespace();
+        match (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) {
+            (Some("run_time_ns:"), Some(v)) => ns = v,
+            (Some("run_cnt:"), Some(v)) => runs = v,
+            _ => {}
         }
     }
     (ns, runs)

@@ -289,6 +289,7 @@ pub(crate) struct Shared {
     pub(crate) decode_errors: AtomicU64,
     pub(crate) bpf_run_ns: AtomicU64,
     pub(crate) bpf_runs: AtomicU64,
+    pub(crate) bpf_programs: Mutex<Vec<BpfProgramStats>>,
 }
 
 impl Shared {
@@ -330,6 +331,17 @@ pub struct SensorStats {
     pub bpf_run_ns: u64,
     /// BPF program runs (only counted while `kernel.bpf_stats_enabled=1`).
     pub bpf_runs: u64,
+}
+
+/// Run-time statistics of one BPF program (only counted while `kernel.bpf_stats_enabled=1`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BpfProgramStats {
+    /// Program name (the function name in `sensor.bpf.c`, cut to 15 characters by the kernel).
+    pub name: String,
+    /// Time spent in the program, ns.
+    pub run_ns: u64,
+    /// Times it ran.
+    pub runs: u64,
 }
 
 /// The running sensor. Dropping it stops the sensor.
@@ -387,6 +399,15 @@ impl SensorHandle {
             decode_errors: self.shared.decode_errors.load(Ordering::Relaxed),
             bpf_run_ns: self.shared.bpf_run_ns.load(Ordering::Relaxed),
             bpf_runs: self.shared.bpf_runs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Per-program run-time statistics of the eBPF backend (empty for the proc backend),
+    /// refreshed every 250 ms.
+    pub fn bpf_programs(&self) -> Vec<BpfProgramStats> {
+        match self.shared.bpf_programs.lock() {
+            Ok(v) => v.clone(),
+            Err(_) => Vec::new(),
         }
     }
 
@@ -457,6 +478,7 @@ impl Sensor {
             decode_errors: AtomicU64::new(0),
             bpf_run_ns: AtomicU64::new(0),
             bpf_runs: AtomicU64::new(0),
+            bpf_programs: Mutex::new(Vec::new()),
         });
 
         let (backend, thread) = match cfg.backend {

@@ -35,7 +35,7 @@ pub struct Args {
     /// Do not follow Docker's events (container metadata is still looked up).
     #[arg(long)]
     no_docker_events: bool,
-    /// Run the benchmark: exec and connect storms without and with the sensor.
+    /// Run the benchmark: exec, connect and open storms without and with the sensor.
     #[arg(long, conflicts_with_all = ["json", "stats"])]
     bench: bool,
     /// Processes spawned by the benchmark's exec storm.
@@ -44,7 +44,13 @@ pub struct Args {
     /// Connections made by the benchmark's connect storm.
     #[arg(long, default_value_t = 20000, requires = "bench")]
     bench_connects: u32,
-    /// Internal: the benchmark's storm worker (`exec N` / `connect N`).
+    /// Opens of a non-watched file made by the benchmark's open storm.
+    #[arg(long, default_value_t = 500000, requires = "bench")]
+    bench_opens: u32,
+    /// Rounds per storm, each without and with the sensor (medians are printed).
+    #[arg(long, default_value_t = 5, requires = "bench")]
+    bench_rounds: u32,
+    /// Internal: the benchmark's storm worker (`exec N` / `connect N` / `open N`).
     #[arg(long, hide = true, num_args = 2, value_names = ["STORM", "N"])]
     bench_worker: Option<Vec<String>>,
 }
@@ -115,6 +121,8 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
             ],
             execs: args.bench_execs,
             connects: args.bench_connects,
+            opens: args.bench_opens,
+            rounds: args.bench_rounds,
             backend: match args.backend {
                 BackendArg::Auto => sensor::BackendChoice::Ebpf,
                 b => backend(b),
