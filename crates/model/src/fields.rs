@@ -1200,6 +1200,7 @@ const O_RDWR: u8 = 4;
 /// Which of `O_RDONLY`, `O_WRONLY`, `O_RDWR` a `|`-separated flag list holds, in one pass:
 /// bit `O_X` set exactly when `has_flag(flags, "O_X")`.
 fn open_flag_bits(flags: &str) -> u8 {
+    #[inline]
     fn bit(t: &[u8]) -> u8 {
         match t {
             b"O_RDONLY" => O_RDONLY,
@@ -1208,18 +1209,24 @@ fn open_flag_bits(flags: &str) -> u8 {
             _ => 0,
         }
     }
-    let mut bits = 0;
-    let mut start = 0;
-    for part in flags.as_bytes().split(|&c| c == b'|') {
-        let end = start + part.len();
-        let t = part.trim_ascii();
-        bits |= bit(t);
+    #[inline]
+    fn part_bits(flags: &str, start: usize, end: usize) -> u8 {
+        let t = flags.as_bytes()[start..end].trim_ascii();
+        let mut bits = bit(t);
         if matches!((t.first(), t.last()), (Some(&a), Some(&z)) if a >= 0x80 || z >= 0x80) {
             bits |= bit(flags[start..end].trim().as_bytes());
         }
-        start = end + 1;
+        bits
     }
-    bits
+    let mut bits = 0;
+    let mut start = 0;
+    for (i, &c) in flags.as_bytes().iter().enumerate() {
+        if c == b'|' {
+            bits |= part_bits(flags, start, i);
+            start = i + 1;
+        }
+    }
+    bits | part_bits(flags, start, flags.len())
 }
 
 /// Whether a `|`-separated flag list (`O_RDONLY|O_CLOEXEC`) holds `flag`.
