@@ -808,7 +808,7 @@ mod tests {
         let parents = ["sh", "bash", "containerd-shim", "sshd", "systemd", "runc"];
         let mut out = Vec::new();
         for (k, (name, args)) in procs.iter().enumerate() {
-            for (j, parent) in parents.iter().enumerate() {
+            for j in 0..parents.len() {
                 for in_container in [false, true] {
                     let process = ProcessInfo {
                         pid: 100 + k as u32,
