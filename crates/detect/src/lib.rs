@@ -168,6 +168,11 @@ pub struct Rule {
 /// up front, into a bit mask (they would be evaluated for every event anyway). A rule whose
 /// top-level `and` requires some of them (`a and b and …`, `… and not g`) is skipped with one
 /// mask test when they do not hold, and they are left out of its program.
+///
+/// Value index: when several rules of the bucket require a value of the same text field
+/// (`proc.name in (…)` / `proc.name = x` in their top-level `and`), one hash lookup of the
+/// event's value tells which of them can match; the others are skipped, and the test leaves
+/// the programs of those rules.
 #[derive(Default)]
 struct Bucket {
     nodes: Box<[(u32, eval::Node)]>,
@@ -175,7 +180,15 @@ struct Bucket {
     rules: Box<[Entry]>,
     /// Checks whose results make the guard bits (bit `i` = `guards[i]` holds).
     guards: Box<[eval::CCheck]>,
+    values: Option<ValueIndex>,
     prog: eval::Program,
+}
+
+/// For one text field (never one needing the scratch): value → the index bits of the rules
+/// whose required set holds it.
+struct ValueIndex {
+    get: model::fields::StrGetter,
+    bits: HashMap<Box<str>, u64, FxBuild>,
 }
 
 /// A rule of a [`Bucket`].
@@ -188,6 +201,18 @@ struct Entry {
     need_true: u64,
     /// Guard bits that must be clear.
     need_false: u64,
+    /// The rule's bit in the value index (0: not indexed).
+    value_bit: u64,
+}
+
+impl Entry {
+    /// Whether the guards and the value index let the rule match.
+    #[inline(always)]
+    fn admitted(&self, guards: u64, values: u64) -> bool {
+        guards & self.need_true == self.need_true
+            && guards & self.need_false == 0
+            && values & self.value_bit == self.value_bit
+    }
 }
 
 impl Bucket {
@@ -229,8 +254,8 @@ impl Bucket {
                 guards.push(c.clone());
             }
         }
-        let mut prog = eval::Program::default();
         let mut rules = Vec::with_capacity(self.nodes.len());
+        let mut rests: Vec<Vec<Node>> = Vec::with_capacity(self.nodes.len());
         for (i, n) in self.nodes.iter() {
             let (mut need_true, mut need_false) = (0u64, 0u64);
             let mut rest: Vec<Node> = Vec::new();
@@ -245,21 +270,41 @@ impl Bucket {
                     None => rest.push(part.clone()),
                 }
             }
+            rules.push(Entry {
+                rule: *i,
+                entry: eval::PC_TRUE,
+                need_true,
+                need_false,
+                value_bit: 0,
+            });
+            rests.push(rest);
+        }
+        self.values = index_values(&mut rules, &mut rests);
+        let mut prog = eval::Program::default();
+        for (e, mut rest) in rules.iter_mut().zip(rests) {
             let rest = match rest.len() {
                 0 => Node::Const(true),
                 1 => rest.pop().unwrap_or(Node::Const(true)),
                 _ => Node::And(rest.into()),
             };
-            rules.push(Entry {
-                rule: *i,
-                entry: prog.add(&rest),
-                need_true,
-                need_false,
-            });
+            e.entry = prog.add(&rest);
         }
         self.rules = rules.into();
         self.guards = guards.into();
         self.prog = prog;
+    }
+
+    /// The value-index bits for `ev` (all ones without an index).
+    #[inline]
+    fn value_bits(&self, ev: &Event) -> u64 {
+        match &self.values {
+            None => u64::MAX,
+            Some(ix) => match ix.get.get(ev) {
+                Ok(Some(v)) => ix.bits.get(v).copied().unwrap_or(0),
+                Ok(None) => 0,
+                Err(_) => u64::MAX,
+            },
+        }
     }
 
     /// The guard bits for `ev`.
@@ -277,12 +322,10 @@ impl Bucket {
     /// Calls `f` with the number of every rule matching `ev`, in definition order.
     #[inline]
     fn each_match(&self, ev: &Event, s: &mut MatchScratch, mut f: impl FnMut(u32)) {
+        let values = self.value_bits(ev);
         let bits = self.guard_bits(ev, s);
         for e in &self.rules {
-            if bits & e.need_true == e.need_true
-                && bits & e.need_false == 0
-                && self.prog.run(e.entry, ev, s)
-            {
+            if e.admitted(bits, values) && self.prog.run(e.entry, ev, s) {
                 f(e.rule);
             }
         }
@@ -291,6 +334,69 @@ impl Bucket {
     fn len(&self) -> usize {
         self.nodes.len()
     }
+}
+
+/// Builds the value index of a bucket: picks the text field that the most rules require a
+/// value of (at least 3 rules), gives each of those rules (up to 64) a bit, and takes the
+/// indexed test out of their remaining conjuncts `rests`.
+fn index_values(rules: &mut [Entry], rests: &mut [Vec<eval::Node>]) -> Option<ValueIndex> {
+    use eval::{Node, Test};
+    // The values a conjunct requires of a directly read text field.
+    fn required(n: &eval::Node) -> Option<(&model::fields::Field, Vec<String>)> {
+        let Node::Check(c) = n else { return None };
+        c.str_get?;
+        if c.lhs.field.needs_scratch() {
+            return None;
+        }
+        match &c.test {
+            Test::StrIn(set) => Some((&c.lhs.field, set.items())),
+            Test::StrEq(v, false) => Some((&c.lhs.field, vec![v.to_string()])),
+            _ => None,
+        }
+    }
+    let mut counts: Vec<(model::fields::Field, usize)> = Vec::new();
+    for rest in rests.iter() {
+        let mut seen: Vec<&model::fields::Field> = Vec::new();
+        for (f, _) in rest.iter().filter_map(required) {
+            if seen.contains(&f) {
+                continue;
+            }
+            seen.push(f);
+            match counts.iter_mut().find(|(g, _)| g == f) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((f.clone(), 1)),
+            }
+        }
+    }
+    let (field, _) = counts
+        .into_iter()
+        .filter(|(_, n)| *n >= 3)
+        .max_by_key(|(_, n)| *n)?;
+    let get = field.str_getter()?;
+    let mut bits: HashMap<Box<str>, u64, FxBuild> = HashMap::default();
+    let mut next = 0u32;
+    for (e, rest) in rules.iter_mut().zip(rests.iter_mut()) {
+        if next == 64 {
+            break;
+        }
+        let Some(at) = rest
+            .iter()
+            .position(|n| required(n).is_some_and(|(f, _)| *f == field))
+        else {
+            continue;
+        };
+        let Some((_, values)) = required(&rest[at]) else {
+            continue;
+        };
+        let bit = 1u64 << next;
+        next += 1;
+        for v in values {
+            *bits.entry(v.into_boxed_str()).or_default() |= bit;
+        }
+        e.value_bit = bit;
+        rest.remove(at);
+    }
+    Some(ValueIndex { get, bits })
 }
 
 /// Per-source index: by event type, the rules that can match it with their condition
@@ -479,12 +585,11 @@ impl RuleSet {
             s.reserve_checks(self.checks);
             s.reset();
             let b = self.candidates(ev);
+            let values = b.value_bits(ev);
             let bits = b.guard_bits(ev, &mut s);
             for e in &b.rules {
                 let t = std::time::Instant::now();
-                let _ = bits & e.need_true == e.need_true
-                    && bits & e.need_false == 0
-                    && b.prog.run(e.entry, ev, &mut s);
+                let _ = e.admitted(bits, values) && b.prog.run(e.entry, ev, &mut s);
                 let a = &mut acc[e.rule as usize];
                 a.0 += 1;
                 a.1 += t.elapsed();
@@ -924,6 +1029,13 @@ mod tests {
             })
             .sum();
         assert!(guarded > 0);
+        let indexed: usize = rules
+            .index
+            .iter()
+            .flat_map(|i| i.by_type.values())
+            .map(|b| b.rules.iter().filter(|e| e.value_bit != 0).count())
+            .sum();
+        assert!(indexed > 0);
         let mut scratch = MatchScratch::default();
         let mut hits = 0;
         for ev in events() {
