@@ -65,8 +65,11 @@ pub(crate) fn run(
         ro.use_v1_memcg = u32::from(cfg.use_v1_memcg);
         ro.self_tgid = std::process::id();
         ro.wakeup_bytes = u64::from(cfg.ring_bytes.next_power_of_two() / 64).max(4096);
-        let n = cfg.prefixes.len().min(ro.prefixes.len());
-        for (slot, p) in ro.prefixes.iter_mut().zip(cfg.prefixes.iter()).take(n) {
+        // Prefixes that pass any open first: a read is checked against those only.
+        let mut prefixes: Vec<&WatchPrefix> = cfg.prefixes.iter().collect();
+        prefixes.sort_by_key(|p| p.writes_only);
+        let n = prefixes.len().min(ro.prefixes.len());
+        for (slot, p) in ro.prefixes.iter_mut().zip(prefixes.iter()).take(n) {
             let bytes = p.prefix.as_bytes();
             let len = bytes.len().min(slot.p.len());
             for (d, s) in slot.p.iter_mut().zip(bytes.iter()).take(len) {
@@ -74,8 +77,10 @@ pub(crate) fn run(
             }
             slot.len = len as u32;
             slot.mode = if p.writes_only { 2 } else { 1 };
+            (slot.w0, slot.m0) = first_word(&bytes[..len]);
         }
         ro.n_prefixes = n as u32;
+        ro.n_any = prefixes.iter().take(n).filter(|p| !p.writes_only).count() as u32;
     }
     let mut sk = match open.load() {
         Ok(s) => s,
@@ -87,6 +92,10 @@ pub(crate) fn run(
     if let Err(e) = sk.attach() {
         let _ = ready.send(Err((err("attach", e), enr)));
         return;
+    }
+    // Every exit handler runs now: entries may stash their syscall for it.
+    if let Some(bss) = sk.maps.bss_data.as_deref_mut() {
+        bss.armed = 1;
     }
     // Attached: events queue in the ring buffer while the table is filled from /proc.
     let seeded = enr.procs.seed();
@@ -187,6 +196,18 @@ pub(crate) fn run(
     tracing::info!("eBPF sensor detached");
 }
 
+/// The first (up to) 8 bytes of a prefix as the little-endian word the BPF filter compares with
+/// a path's first 8 bytes, and the mask of the bytes that belong to the prefix.
+fn first_word(prefix: &[u8]) -> (u64, u64) {
+    let mut w = [0u8; 8];
+    let mut m = [0u8; 8];
+    for (i, b) in prefix.iter().take(8).enumerate() {
+        w[i] = *b;
+        m[i] = 0xff;
+    }
+    (u64::from_le_bytes(w), u64::from_le_bytes(m))
+}
+
 /// Syscall tracepoints are found through tracefs; mounts it where the host has not.
 #[allow(unsafe_code)]
 fn ensure_tracefs() {
@@ -243,4 +264,25 @@ fn sum(vals: &[Vec<u8>]) -> u64 {
             u64::from_ne_bytes(a)
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_word;
+
+    #[test]
+    fn first_word_masks_short_prefixes() {
+        let (w, m) = first_word(b"/etc/");
+        assert_eq!(m, 0x0000_00ff_ffff_ffff);
+        let path = u64::from_le_bytes(*b"/etc/hos");
+        assert_eq!(path & m, w);
+        let other = u64::from_le_bytes(*b"/etx/hos");
+        assert_ne!(other & m, w);
+        let (w, m) = first_word(b"/etc/shadow");
+        assert_eq!(m, u64::MAX);
+        assert_eq!(w, u64::from_le_bytes(*b"/etc/sha"));
+        // a path that ends early is zero padded and cannot match a longer prefix
+        let short = u64::from_le_bytes(*b"/etc\0\0\0\0");
+        assert_ne!(short & first_word(b"/etc/").1, first_word(b"/etc/").0);
+    }
 }

@@ -122,11 +122,14 @@ struct prefix {
 	char p[PREFIX_LEN];
 	u32 len;
 	u32 mode; /* 1: any open, 2: writes only */
+	u64 w0;   /* the prefix's first 8 bytes (little-endian word), zero beyond its length */
+	u64 m0;   /* mask of the bytes of w0 that belong to the prefix */
 };
 
 // Set by user space before load.
 const volatile u32 use_v1_memcg = 0;
 const volatile u32 n_prefixes = 0;
+const volatile u32 n_any = 0; /* prefixes[0..n_any) pass any open; the rest writes only */
 const volatile u32 self_tgid = 0;
 const volatile u64 wakeup_bytes = 0;
 const volatile struct prefix prefixes[NPREFIX] = {};
@@ -154,34 +157,57 @@ struct pending {
 	char path2[PATH_MAX_LEN];
 };
 
+// The syscall a thread is in (kind != 0), between its entry and exit: per-task storage, so the
+// exit of a call that was not stashed costs one storage lookup (no hashing, nothing to clean up
+// after a thread dies).
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct pending);
 } pend SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct pending);
-} scratch SEC(".maps");
 
 // connect arguments between entry and exit (small values: the hot path)
 struct conn_args {
 	u64 fd;
 	u64 uaddr;
-	u32 family;
+	u32 family; /* 0: no connect pending */
 	u32 pad;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct conn_args);
 } pend_conn SEC(".maps");
+
+// Tasks whose pending slot holds a call (kind != 0): the exit handlers skip the storage lookup
+// while there are none. Only a task changes its own slot, so the count is exact once `armed`
+// (set by user space when every program is attached: an entry is stashed only when its exit
+// handler runs too).
+u64 n_pending = 0;
+u32 armed = 0;
+
+static __always_inline void set_pending(struct pending *pe, u32 kind)
+{
+	if (pe->kind == 0)
+		__sync_fetch_and_add(&n_pending, 1);
+	pe->kind = kind;
+}
+
+static __always_inline void clear_pending(struct pending *pe)
+{
+	if (pe->kind != 0) {
+		pe->kind = 0;
+		__sync_fetch_and_add(&n_pending, -1);
+	}
+}
+
+static __always_inline bool none_pending(void)
+{
+	return *(volatile u64 *)&n_pending == 0;
+}
 
 static __always_inline void count(u32 idx)
 {
@@ -316,8 +342,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (is_self())
 		return 0;
 	u32 kind = K_EXECVE;
-	u64 key = ((u64)BPF_CORE_READ(p, tgid) << 32) | (u32)old_pid;
-	struct pending *pe = bpf_map_lookup_elem(&pend, &key);
+	/* the exec runs in the task that entered execveat (even when it was not the leader) */
+	struct pending *pe = none_pending() ? 0 : bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, 0);
 	if (pe && pe->kind == K_EXECVEAT)
 		kind = K_EXECVEAT;
 
@@ -411,24 +437,26 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 
 // ---- syscall enter/exit pairs ----
 
-static __always_inline struct pending *scratch_pending(void)
+// The current task's pending slot, created on first use (NULL when it cannot be allocated,
+// counted as lost).
+static __always_inline struct pending *pending_slot(void)
 {
-	u32 zero = 0;
-	return bpf_map_lookup_elem(&scratch, &zero);
-}
-
-static __always_inline void stash(struct pending *pe)
-{
-	u64 key = bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&pend, &key, pe, BPF_ANY) != 0)
+	if (!*(volatile u32 *)&armed)
+		return 0;
+	struct pending *pe = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0,
+						  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!pe)
 		count(1);
+	return pe;
 }
 
+// The current task's pending call if it is one of the given kinds.
 static __always_inline struct pending *take(u32 k1, u32 k2, u32 k3)
 {
-	u64 key = bpf_get_current_pid_tgid();
-	struct pending *pe = bpf_map_lookup_elem(&pend, &key);
-	if (!pe)
+	if (none_pending())
+		return 0;
+	struct pending *pe = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, 0);
+	if (!pe || pe->kind == 0)
 		return 0;
 	if (pe->kind != k1 && pe->kind != k2 && pe->kind != k3)
 		return 0;
@@ -437,8 +465,11 @@ static __always_inline struct pending *take(u32 k1, u32 k2, u32 k3)
 
 static __always_inline void drop_pending(void)
 {
-	u64 key = bpf_get_current_pid_tgid();
-	bpf_map_delete_elem(&pend, &key);
+	if (none_pending())
+		return;
+	struct pending *pe = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, 0);
+	if (pe)
+		clear_pending(pe);
 }
 
 // Does an open of `path` with `flags` pass the kernel filter?
@@ -480,31 +511,50 @@ static __always_inline bool history_name(const char *path, long n)
 	return true;
 }
 
+// Can `path` (whose first 8 bytes, zero padded after its end, are `w0`) match a prefix that
+// applies to this open? Compares one word per prefix: a necessary condition for `wanted`, so
+// that most opens are rejected after reading 8 bytes of their path.
+static __always_inline bool maybe_wanted(u64 w0, bool write)
+{
+	u32 n = write ? n_prefixes : n_any;
+	for (int i = 0; i < NPREFIX; i++) {
+		if (i >= n)
+			break;
+		if ((w0 & prefixes[i].m0) == prefixes[i].w0)
+			return true;
+	}
+	return false;
+}
+
 static __always_inline int open_enter(u32 kind, int dfd, const char *upath, u32 flags, u32 mode)
 {
+	u64 head[2] = {0, 0};
+	if (bpf_probe_read_user_str(head, sizeof(head), upath) <= 0)
+		return 0;
+	if (!maybe_wanted(head[0], flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
+		return 0;
 	if (is_self())
 		return 0;
-	struct pending *pe = scratch_pending();
+	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
 	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), upath);
-	if (n <= 0)
+	if (n <= 0 || !wanted(pe->path, flags, false)) {
+		clear_pending(pe);
 		return 0;
-	if (!wanted(pe->path, flags, false))
-		return 0;
-	pe->kind = kind;
+	}
 	pe->flags = flags;
 	pe->a0 = (u64)(s64)dfd;
 	pe->a1 = mode;
 	pe->a2 = 0;
 	pe->path2[0] = 0;
-	stash(pe);
+	set_pending(pe, kind);
 	return 0;
 }
 
 static __always_inline void copy_path(char *dst, const char *src)
 {
-	bpf_probe_read_kernel_str(dst, PATH_MAX_LEN, src);
+	__builtin_memcpy(dst, src, PATH_MAX_LEN);
 }
 
 static __always_inline int file_exit(long ret, u32 k1, u32 k2, u32 k3)
@@ -525,7 +575,7 @@ static __always_inline int file_exit(long ret, u32 k1, u32 k2, u32 k3)
 		copy_path(r->path2, pe->path2);
 		submit(r);
 	}
-	drop_pending();
+	clear_pending(pe);
 	return 0;
 }
 
@@ -579,21 +629,20 @@ static __always_inline int unlink_enter(u32 kind, int dfd, const char *upath, u3
 {
 	if (is_self())
 		return 0;
-	struct pending *pe = scratch_pending();
+	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
 	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), upath);
-	if (n <= 0)
+	if (n <= 0 || (!wanted(pe->path, 0, true) && !history_name(pe->path, n))) {
+		clear_pending(pe);
 		return 0;
-	if (!wanted(pe->path, 0, true) && !history_name(pe->path, n))
-		return 0;
-	pe->kind = kind;
+	}
 	pe->flags = flags;
 	pe->a0 = (u64)(s64)dfd;
 	pe->a1 = 0;
 	pe->a2 = 0;
 	pe->path2[0] = 0;
-	stash(pe);
+	set_pending(pe, kind);
 	return 0;
 }
 
@@ -622,21 +671,21 @@ static __always_inline int rename_enter(u32 kind, int olddfd, const char *oldp, 
 {
 	if (is_self())
 		return 0;
-	struct pending *pe = scratch_pending();
+	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
 	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), oldp);
 	long m = bpf_probe_read_user_str(pe->path2, sizeof(pe->path2), newp);
-	if (n <= 0 || m <= 0)
+	if (n <= 0 || m <= 0 ||
+	    (!wanted(pe->path, 0, true) && !wanted(pe->path2, 0, true) && !history_name(pe->path, n))) {
+		clear_pending(pe);
 		return 0;
-	if (!wanted(pe->path, 0, true) && !wanted(pe->path2, 0, true) && !history_name(pe->path, n))
-		return 0;
-	pe->kind = kind;
+	}
 	pe->flags = flags;
 	pe->a0 = (u64)(s64)olddfd;
 	pe->a1 = 0;
 	pe->a2 = 0;
-	stash(pe);
+	set_pending(pe, kind);
 	return 0;
 }
 
@@ -676,17 +725,16 @@ static __always_inline int simple_enter(u32 kind, u64 a1, u64 a2)
 {
 	if (is_self())
 		return 0;
-	struct pending *pe = scratch_pending();
+	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
-	pe->kind = kind;
 	pe->flags = 0;
 	pe->a0 = -100;
 	pe->a1 = a1;
 	pe->a2 = a2;
 	pe->path[0] = 0;
 	pe->path2[0] = 0;
-	stash(pe);
+	set_pending(pe, kind);
 	return 0;
 }
 
@@ -731,18 +779,17 @@ int sys_enter_memfd_create(struct trace_event_raw_sys_enter *ctx)
 {
 	if (is_self())
 		return 0;
-	struct pending *pe = scratch_pending();
+	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
 	if (bpf_probe_read_user_str(pe->path, sizeof(pe->path), (const char *)ctx->args[0]) < 0)
 		pe->path[0] = 0;
-	pe->kind = K_MEMFD;
 	pe->flags = ctx->args[1];
 	pe->a0 = -100;
 	pe->a1 = 0;
 	pe->a2 = 0;
 	pe->path2[0] = 0;
-	stash(pe);
+	set_pending(pe, K_MEMFD);
 	return 0;
 }
 SEC("tracepoint/syscalls/sys_exit_memfd_create")
@@ -809,32 +856,32 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	bpf_probe_read_user(&family, sizeof(family), (void *)ctx->args[1]);
 	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
 		return 0;
-	struct conn_args a = {
-		.fd = ctx->args[0],
-		.uaddr = ctx->args[1],
-		.family = family,
-		.pad = 0,
-	};
-	u64 key = bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&pend_conn, &key, &a, BPF_ANY) != 0)
+	struct conn_args *a = bpf_task_storage_get(&pend_conn, bpf_get_current_task_btf(), 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a) {
 		count(1);
+		return 0;
+	}
+	a->fd = ctx->args[0];
+	a->uaddr = ctx->args[1];
+	a->family = family;
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
 int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	u64 key = bpf_get_current_pid_tgid();
-	struct conn_args *pe = bpf_map_lookup_elem(&pend_conn, &key);
-	if (!pe)
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct conn_args *pe = bpf_task_storage_get(&pend_conn, t, 0, 0);
+	if (!pe || pe->family == 0)
 		return 0;
 	struct sock_rec *r = reserve(sizeof(*r));
 	if (!r) {
-		bpf_map_delete_elem(&pend_conn, &key);
+		pe->family = 0;
 		return 0;
 	}
 	__builtin_memset(&r->family, 0, sizeof(*r) - sizeof(r->h));
-	fill_hdr(&r->h, K_CONNECT, bpf_get_current_task_btf());
+	fill_hdr(&r->h, K_CONNECT, t);
 	r->h.res = ctx->ret;
 	r->family = pe->family;
 	r->fd = pe->fd;
@@ -855,7 +902,7 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 			sock_ends(r, sk, false);
 	}
 	submit(r);
-	bpf_map_delete_elem(&pend_conn, &key);
+	pe->family = 0;
 	return 0;
 }
 
