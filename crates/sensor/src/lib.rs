@@ -22,7 +22,11 @@
 //!   ([`default_watch_prefixes`]): reads only for sensitive files (`/etc/shadow`, `/root/.ssh/`,
 //!   …), writes below system directories (`/etc/`, `/bin/`, `/usr/bin/`, `/root/`, `/var/log/`…),
 //!   plus deletion or renaming of `*_history` files. Relative paths are resolved against the
-//!   process' cwd in user space, so the kernel filter only sees absolute paths.
+//!   process' cwd in user space, so the kernel filter only sees absolute paths. The filter
+//!   reads the path at the syscall's entry, rejecting most opens on its first 8 bytes; when the
+//!   path lies in a page the process has not touched yet (the kernel maps it during the open,
+//!   e.g. a string literal in a fresh binary), the open's path is read and filtered at its exit
+//!   instead, so such opens are not missed (unlink/rename paths are read at entry only).
 //! - **proc** (fallback, no BPF/BTF needed, root needed): the netlink process-events connector
 //!   (fork, exec, exit, uid/gid changes, ptrace attach) with `/proc` enrichment, and a scan of
 //!   `/proc/net/{tcp,tcp6,udp,udp6}` every [`SensorConfig::conn_scan_interval`].
@@ -44,9 +48,9 @@
 //!
 //! # Benchmark
 //!
-//! `cargo run --release -p vigil-sensor --example bench [-- EXECS CONNECTS]` or
-//! `vigil sensor --bench` (root): exec, connect and open storms without and with the sensor;
-//! see [`bench`].
+//! `cargo run --release -p vigil-sensor --example bench [-- EXECS [CONNECTS [OPENS [ROUNDS]]]]`
+//! or `vigil sensor --bench` (root): exec, connect and open storms without and with the
+//! sensor, medians of alternating rounds; see [`mod@bench`].
 //!
 //! # Container attribution
 //!

@@ -651,3 +651,103 @@ async fn metadata_filled_without_docker_events() {
     assert_eq!(c.image, image);
     assert!(c.image_id.starts_with("sha256:"), "{}", c.image_id);
 }
+
+/// Opens, renames and unlinks that the kernel filter must keep or drop (argv[1]: a file name
+/// to create below /etc; argv[2]: a scratch file).
+const FILE_FILTER_C: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 3) return 1;
+    char a[256], b[256];
+    snprintf(a, sizeof a, "/etc/%s", argv[1]);
+    snprintf(b, sizeof b, "/etc/%s.moved", argv[1]);
+    /* reads of unwatched files, one sharing its first 8 bytes with /etc/ld.so.preload */
+    int fd = open("/etc/hostname", O_RDONLY); if (fd >= 0) close(fd);
+    fd = open("/etc/ld.so.cache", O_RDONLY); if (fd >= 0) close(fd);
+    /* a write below /etc, renamed, then removed */
+    fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0600); if (fd < 0) return 2; close(fd);
+    if (rename(a, b) != 0) return 3;
+    if (unlink(b) != 0) return 4;
+    /* /etc/shadow named by a string in a page not mapped yet when the open starts */
+    int sfd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (sfd < 0) return 5;
+    static char page[4096];
+    strcpy(page, "/etc/shadow");
+    if (write(sfd, page, sizeof page) != sizeof page) return 6;
+    char *p = mmap(0, sizeof page, PROT_READ, MAP_PRIVATE, sfd, 0);
+    if (p == MAP_FAILED) return 7;
+    fd = open(p, O_RDONLY); if (fd < 0) return 8; close(fd);
+    return 0;
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_file_filter_keeps_watched_paths_only() {
+    if !can_run_ebpf() {
+        return;
+    }
+    let bin = match testkit::compile_static_c("vigil-file-filter", FILE_FILTER_C) {
+        Ok(b) => b,
+        Err(e) => {
+            testkit::skip(&format!("cannot compile the file filter test program: {e}"));
+            return;
+        }
+    };
+    let (_h, mut rx) = start(BackendChoice::Ebpf).await;
+    let name = format!("vigil-filter-{}", std::process::id());
+    let scratch = std::env::temp_dir().join(format!("{name}.page"));
+    let child = Command::new(&bin)
+        .arg(&name)
+        .arg(&scratch)
+        .spawn()
+        .expect("runs");
+    let pid = child.id();
+    let st = child.wait_with_output().expect("waits").status;
+    let _ = std::fs::remove_file(&scratch);
+    assert!(st.success(), "test program: {st:?}");
+    let evs: Vec<Event> = collect(&mut rx, 3)
+        .await
+        .into_iter()
+        .filter(|e| e.process.as_ref().is_some_and(|p| p.pid == pid))
+        .collect();
+    let opened: Vec<&str> = evs
+        .iter()
+        .filter(|e| e.kind.starts_with("open"))
+        .filter_map(|e| e.fd.as_ref().map(|f| f.path.as_str()))
+        .collect();
+    let created = format!("/etc/{name}");
+    let moved = format!("/etc/{name}.moved");
+    assert!(
+        opened.contains(&created.as_str()),
+        "write below /etc: {opened:?}"
+    );
+    assert!(
+        !opened.contains(&"/etc/hostname") && !opened.contains(&"/etc/ld.so.cache"),
+        "reads of unwatched files are dropped in the kernel: {opened:?}"
+    );
+    assert!(
+        opened.contains(&"/etc/shadow"),
+        "a path in a page mapped only by the open itself is read at exit: {opened:?}"
+    );
+    let shadow = evs
+        .iter()
+        .find(|e| e.fd.as_ref().is_some_and(|f| f.path == "/etc/shadow"))
+        .expect("shadow open");
+    assert!(shadow.res.is_some_and(|r| r >= 0), "result of the open");
+    assert!(
+        evs.iter().any(|e| e.kind.starts_with("rename")
+            && e.args.get("oldpath") == Some(&created)
+            && e.args.get("newpath") == Some(&moved)),
+        "rename below /etc: {:?}",
+        evs.iter().map(|e| &e.kind).collect::<Vec<_>>()
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e.kind.starts_with("unlink") && e.args.get("path") == Some(&moved)),
+        "unlink below /etc"
+    );
+}

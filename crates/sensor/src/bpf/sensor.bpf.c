@@ -150,6 +150,8 @@ struct {
 struct pending {
 	u32 kind;
 	u32 flags;
+	u32 unread; /* open: the path could not be read at entry (page not mapped yet); a2 holds it */
+	u32 pad;
 	u64 a0;
 	u64 a1;
 	u64 a2;
@@ -529,7 +531,26 @@ static __always_inline bool maybe_wanted(u64 w0, bool write)
 static __always_inline int open_enter(u32 kind, int dfd, const char *upath, u32 flags, u32 mode)
 {
 	u64 head[2] = {0, 0};
-	if (bpf_probe_read_user_str(head, sizeof(head), upath) <= 0)
+	long hn = bpf_probe_read_user_str(head, sizeof(head), upath);
+	if (hn < 0 && upath) {
+		/* The page holding the path is not mapped yet (the kernel maps it while opening):
+		 * read and filter the path at exit instead. */
+		if (is_self())
+			return 0;
+		struct pending *pe = pending_slot();
+		if (!pe)
+			return 0;
+		pe->flags = flags;
+		pe->unread = 1;
+		pe->a0 = (u64)(s64)dfd;
+		pe->a1 = mode;
+		pe->a2 = (u64)upath;
+		pe->path[0] = 0;
+		pe->path2[0] = 0;
+		set_pending(pe, kind);
+		return 0;
+	}
+	if (hn <= 0)
 		return 0;
 	if (!maybe_wanted(head[0], flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
 		return 0;
@@ -538,6 +559,7 @@ static __always_inline int open_enter(u32 kind, int dfd, const char *upath, u32 
 	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
+	pe->unread = 0;
 	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), upath);
 	if (n <= 0 || !wanted(pe->path, flags, false)) {
 		clear_pending(pe);
@@ -562,6 +584,15 @@ static __always_inline int file_exit(long ret, u32 k1, u32 k2, u32 k3)
 	struct pending *pe = take(k1, k2, k3);
 	if (!pe)
 		return 0;
+	if (pe->unread) {
+		pe->unread = 0;
+		long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), (const char *)pe->a2);
+		if (n <= 0 || !wanted(pe->path, pe->flags, false)) {
+			clear_pending(pe);
+			return 0;
+		}
+		pe->a2 = 0;
+	}
 	struct file_rec *r = reserve(sizeof(*r));
 	if (r) {
 		fill_hdr(&r->h, pe->kind, bpf_get_current_task_btf());
@@ -632,6 +663,7 @@ static __always_inline int unlink_enter(u32 kind, int dfd, const char *upath, u3
 	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
+	pe->unread = 0;
 	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), upath);
 	if (n <= 0 || (!wanted(pe->path, 0, true) && !history_name(pe->path, n))) {
 		clear_pending(pe);
@@ -674,6 +706,7 @@ static __always_inline int rename_enter(u32 kind, int olddfd, const char *oldp, 
 	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
+	pe->unread = 0;
 	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), oldp);
 	long m = bpf_probe_read_user_str(pe->path2, sizeof(pe->path2), newp);
 	if (n <= 0 || m <= 0 ||
@@ -729,6 +762,7 @@ static __always_inline int simple_enter(u32 kind, u64 a1, u64 a2)
 	if (!pe)
 		return 0;
 	pe->flags = 0;
+	pe->unread = 0;
 	pe->a0 = -100;
 	pe->a1 = a1;
 	pe->a2 = a2;
@@ -782,6 +816,7 @@ int sys_enter_memfd_create(struct trace_event_raw_sys_enter *ctx)
 	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
+	pe->unread = 0;
 	if (bpf_probe_read_user_str(pe->path, sizeof(pe->path), (const char *)ctx->args[0]) < 0)
 		pe->path[0] = 0;
 	pe->flags = ctx->args[1];
