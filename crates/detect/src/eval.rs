@@ -244,6 +244,9 @@ impl StrSet {
 #[derive(Debug, Clone)]
 pub struct PathSet {
     prefixes: HashSet<Box<str>, FxBuild>,
+    /// Bit `n` set when a prefix is `n` bytes long (bit 255: 255 or longer): most candidate
+    /// prefixes of a path are turned away without hashing.
+    lens: [u64; 4],
     globs: Box<[Glob]>,
     root: bool,
 }
@@ -251,7 +254,7 @@ pub struct PathSet {
 impl PathSet {
     /// Builds the set.
     pub fn new(items: Vec<String>) -> Self {
-        let mut prefixes = HashSet::default();
+        let mut prefixes: HashSet<Box<str>, FxBuild> = HashSet::default();
         let mut globs = Vec::new();
         let mut root = false;
         for i in items {
@@ -266,11 +269,23 @@ impl PathSet {
                 }
             }
         }
+        let mut lens = [0u64; 4];
+        for p in &prefixes {
+            let n = p.len().min(255);
+            lens[n / 64] |= 1 << (n % 64);
+        }
         PathSet {
             prefixes,
+            lens,
             globs: globs.into(),
             root,
         }
+    }
+
+    #[inline]
+    fn has(&self, p: &str) -> bool {
+        let n = p.len().min(255);
+        self.lens[n / 64] & (1 << (n % 64)) != 0 && self.prefixes.contains(p)
     }
 
     /// Whether `path` equals or lies below one of the prefixes.
@@ -279,13 +294,13 @@ impl PathSet {
             return true;
         }
         let p = path.trim_end_matches('/');
-        if self.prefixes.contains(p) {
+        if self.has(p) {
             return true;
         }
         for (i, b) in p.bytes().enumerate() {
             if b == b'/' && i > 0 {
                 let pre = &p[..i];
-                if self.prefixes.contains(pre) {
+                if self.has(pre) {
                     return true;
                 }
                 if self.globs.iter().any(|g| g.matches(pre)) {
@@ -1152,6 +1167,12 @@ mod tests {
         assert!(!p.matches("/usr/binx"));
         assert!(p.matches("/etc/passwd"));
         assert!(!p.matches("/var/etc"));
+        let long = format!("/{}", "d".repeat(300));
+        let p = PathSet::new(vec![long.clone(), "/a/*/c".into()]);
+        assert!(p.matches(&format!("{long}/x")));
+        assert!(!p.matches(&format!("{long}x/y")));
+        assert!(p.matches("/a/b/c/d"));
+        assert!(!p.matches("/a/b/d"));
     }
 
     #[test]
