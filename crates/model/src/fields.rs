@@ -219,11 +219,14 @@ const SLOTS: usize = 6;
 
 /// Reusable buffers for composed field values (`proc.cmdline`, `proc.args`, socket `fd.name`,
 /// `evt.args`, times). Reset it for every new event with [`Scratch::reset`]; the buffers keep
-/// their capacity, so after warm-up no allocation happens.
+/// their capacity, so after warm-up no allocation happens. It also remembers the event's
+/// parsed open flags (`evt.is_open_read`, `evt.is_open_write`) until the next reset.
 #[derive(Debug, Default)]
 pub struct Scratch {
     bufs: [String; SLOTS],
     ready: u32,
+    /// [`open_flag_bits`] of the current event, with bit 7 set once computed.
+    open: std::cell::Cell<u8>,
 }
 
 impl Scratch {
@@ -236,6 +239,19 @@ impl Scratch {
     #[inline]
     pub fn reset(&mut self) {
         self.ready = 0;
+        self.open.set(0);
+    }
+
+    /// [`open_flag_bits`] of `flags`, parsed once per event.
+    #[inline]
+    fn open_bits(&self, flags: &str) -> u8 {
+        let b = self.open.get();
+        if b & 0x80 != 0 {
+            return b;
+        }
+        let b = open_flag_bits(flags) | 0x80;
+        self.open.set(b);
+        b
     }
 
     /// Composes the text of `field` for `ev` unless already done since the last reset.
@@ -793,7 +809,9 @@ impl Field {
     }
 
     /// The `i`-th value of the field (only multi-valued fields have more than one), `None`
-    /// past the last. Composed fields read `scratch`, which must have been prepared.
+    /// past the last. Composed fields read `scratch`, which must have been prepared;
+    /// `evt.is_open_read` / `evt.is_open_write` keep the event's parsed open flags in it, so
+    /// reset it ([`Scratch::reset`]) before reading another event.
     pub fn value_at<'a>(&self, ev: &'a Event, scratch: &'a Scratch, i: usize) -> Option<Value<'a>> {
         use FieldKind::*;
         if i > 0 && !self.is_multi() {
@@ -873,10 +891,10 @@ impl Field {
                 Value::Int(ts_nanos(&ev.ts).saturating_sub(ts_nanos(start)))
             }
             EvtIsOpenRead => {
-                Value::Bool(is_open() && open_flag_bits(flags()) & (O_RDONLY | O_RDWR) != 0)
+                Value::Bool(is_open() && scratch.open_bits(flags()) & (O_RDONLY | O_RDWR) != 0)
             }
             EvtIsOpenWrite => {
-                Value::Bool(is_open() && open_flag_bits(flags()) & (O_WRONLY | O_RDWR) != 0)
+                Value::Bool(is_open() && scratch.open_bits(flags()) & (O_WRONLY | O_RDWR) != 0)
             }
             EvtIsOpenExec => {
                 let f = flags();
@@ -1492,6 +1510,31 @@ mod tests {
             }
         }
         assert!(with_getter >= 25, "{with_getter}");
+    }
+
+    /// The open flags remembered in the scratch are forgotten on reset.
+    #[test]
+    fn open_flags_per_event() {
+        let field = |n: &str| match Field::parse(n) {
+            Lookup::Supported(f) => f,
+            _ => panic!("{n}"),
+        };
+        let (read, write) = (field("evt.is_open_read"), field("evt.is_open_write"));
+        let mut s = Scratch::new();
+        for (flags, r, w) in [
+            ("O_RDONLY|O_CLOEXEC", true, false),
+            ("O_WRONLY|O_CREAT", false, true),
+            ("O_CLOEXEC| O_RDWR ", true, true),
+            ("O_CLOEXEC", false, false),
+        ] {
+            let mut e = ev();
+            e.kind = "openat".into();
+            e.args.insert("flags".into(), flags.into());
+            s.reset();
+            assert_eq!(read.value(&e, &s), Some(Value::Bool(r)), "{flags}");
+            assert_eq!(write.value(&e, &s), Some(Value::Bool(w)), "{flags}");
+            assert_eq!(read.value(&e, &s), Some(Value::Bool(r)), "{flags}");
+        }
     }
 
     #[test]
