@@ -25,8 +25,25 @@ impl Hasher for FxHasher {
             let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
             self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(K);
         }
-        for b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        // The last 1 to 7 bytes as one little-endian word (4 + 2 + 1 bytes).
+        let mut r = chunks.remainder();
+        if !r.is_empty() {
+            let mut v = 0u64;
+            let mut shift = 0;
+            if let Some((w, rest)) = r.split_first_chunk::<4>() {
+                v = u64::from(u32::from_le_bytes(*w));
+                shift = 32;
+                r = rest;
+            }
+            if let Some((w, rest)) = r.split_first_chunk::<2>() {
+                v |= u64::from(u16::from_le_bytes(*w)) << shift;
+                shift += 16;
+                r = rest;
+            }
+            if let Some(b) = r.first() {
+                v |= u64::from(*b) << shift;
+            }
+            self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(K);
         }
     }
     fn write_u8(&mut self, i: u8) {
@@ -1132,6 +1149,23 @@ mod tests {
         s.reset();
         assert_eq!(s.generation, 1);
         assert!(!eval_check(&c, &Event::default(), &mut s));
+    }
+
+    /// Hashed sets find every member whatever its length (the hasher's 1-7 byte tails).
+    #[test]
+    fn hashed_sets() {
+        let items: Vec<String> = (0..24)
+            .map(|n| "abcdefghijklmnopqrstuvwx"[..n].to_string())
+            .collect();
+        let set = StrSet::new(items.clone());
+        assert!(matches!(set, StrSet::Hashed(..)));
+        for i in &items {
+            assert!(set.contains(i), "{i:?}");
+            assert!(!set.contains(&format!("{i}_")), "{i:?}");
+            assert!(!set.contains(&format!("{i}\0")), "{i:?}");
+        }
+        assert!(!set.contains("abcdefghijklmnopqrstuvwxy"));
+        assert!(!set.contains("bcd"));
     }
 
     #[test]
