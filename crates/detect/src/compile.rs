@@ -743,7 +743,7 @@ impl Cx<'_> {
                 }
                 let vals = self.expand_items(items);
                 match (op, ty) {
-                    (Op::Pmatch, _) => Test::Pmatch(PathSet::new(vals)),
+                    (Op::Pmatch, _) => Test::Pmatch(Box::new(PathSet::new(vals))),
                     (_, FieldType::Int) => {
                         let mut ints = Vec::new();
                         for v in &vals {
@@ -857,9 +857,9 @@ impl Cx<'_> {
                             }
                         }
                     }
-                    Op::Contains => {
-                        Test::Contains(memchr::memmem::Finder::new(v.as_bytes()).into_owned())
-                    }
+                    Op::Contains => Test::Contains(Box::new(
+                        memchr::memmem::Finder::new(v.as_bytes()).into_owned(),
+                    )),
                     Op::IContains => Test::IContains(v.to_ascii_lowercase().into_bytes().into()),
                     Op::StartsWith => Test::StartsWith(v.into()),
                     Op::EndsWith => Test::EndsWith(v.into()),
@@ -870,9 +870,9 @@ impl Cx<'_> {
                             && v.ends_with('*')
                             && !v[1..v.len() - 1].contains(['*', '?', '[', '\\']) =>
                     {
-                        Test::Contains(
+                        Test::Contains(Box::new(
                             memchr::memmem::Finder::new(&v.as_bytes()[1..v.len() - 1]).into_owned(),
-                        )
+                        ))
                     }
                     Op::Glob => Test::Glob(Glob::new(v, false)),
                     Op::IGlob => Test::Glob(Glob::new(v, true)),
@@ -883,9 +883,9 @@ impl Cx<'_> {
                         }
                     },
                     Op::BContains | Op::BStartsWith => match parse_hex(v) {
-                        Some(bytes) if op == Op::BContains => {
-                            Test::BContains(memchr::memmem::Finder::new(&bytes).into_owned())
-                        }
+                        Some(bytes) if op == Op::BContains => Test::BContains(Box::new(
+                            memchr::memmem::Finder::new(&bytes).into_owned(),
+                        )),
                         Some(bytes) => Test::BStartsWith(bytes.into()),
                         None => return invalid(self, issues, format!("'{v}' is not a hex string")),
                     },

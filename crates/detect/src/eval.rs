@@ -499,8 +499,8 @@ pub enum Test {
     StrEq(Box<str>, bool),
     /// Lexicographic comparison.
     StrOrd(Ord_, Box<str>),
-    /// Substring.
-    Contains(memchr::memmem::Finder<'static>),
+    /// Substring (boxed: a finder is large, and tests are kept small for the program).
+    Contains(Box<memchr::memmem::Finder<'static>>),
     /// Case-insensitive substring (needle lower-cased).
     IContains(Box<[u8]>),
     /// Prefix.
@@ -508,7 +508,7 @@ pub enum Test {
     /// Suffix.
     EndsWith(Box<str>),
     /// Byte substring.
-    BContains(memchr::memmem::Finder<'static>),
+    BContains(Box<memchr::memmem::Finder<'static>>),
     /// Byte prefix.
     BStartsWith(Box<[u8]>),
     /// Glob.
@@ -518,7 +518,7 @@ pub enum Test {
     /// `in` / `intersects` a string set.
     StrIn(StrSet),
     /// `pmatch`.
-    Pmatch(PathSet),
+    Pmatch(Box<PathSet>),
     /// Integer comparison.
     Int(Ord_, i64),
     /// Integer set.
