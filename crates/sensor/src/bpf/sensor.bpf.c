@@ -173,8 +173,8 @@ struct {
 struct conn_args {
 	u64 fd;
 	u64 uaddr;
-	u32 family; /* 0: no connect pending */
-	u32 pad;
+	u32 addrlen;
+	u32 pending; /* 0: no connect pending */
 };
 
 struct {
@@ -849,12 +849,16 @@ int sys_exit_execveat(struct trace_event_raw_sys_exit *ctx)
 
 static __always_inline struct socket *fd_socket(int fd)
 {
+	/* direct (BTF) loads down to the fd array; a probe read for the variable index */
 	struct task_struct *t = bpf_get_current_task_btf();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	u32 max = BPF_CORE_READ(fdt, max_fds);
+	struct files_struct *files = t->files;
+	struct fdtable *fdt = files ? files->fdt : 0;
+	if (!fdt)
+		return 0;
+	u32 max = fdt->max_fds;
 	if (fd < 0 || (u32)fd >= max)
 		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *f = 0;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	if (!f)
@@ -887,10 +891,7 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	if (is_self())
 		return 0;
-	u16 family = 0;
-	bpf_probe_read_user(&family, sizeof(family), (void *)ctx->args[1]);
-	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
-		return 0;
+	/* the address is read once, at exit (it is still in the caller's memory then) */
 	struct conn_args *a = bpf_task_storage_get(&pend_conn, bpf_get_current_task_btf(), 0,
 						   BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!a) {
@@ -899,7 +900,8 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	}
 	a->fd = ctx->args[0];
 	a->uaddr = ctx->args[1];
-	a->family = family;
+	a->addrlen = ctx->args[2];
+	a->pending = 1;
 	return 0;
 }
 
@@ -908,36 +910,41 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct conn_args *pe = bpf_task_storage_get(&pend_conn, t, 0, 0);
-	if (!pe || pe->family == 0)
+	if (!pe || !pe->pending)
+		return 0;
+	pe->pending = 0;
+	/* family, port and address in one read: sockaddr_in6 is 28 bytes */
+	u64 sa[4] = {0, 0, 0, 0};
+	u32 len = pe->addrlen;
+	if (len > 28)
+		len = 28;
+	if (len < 2 || bpf_probe_read_user(sa, len, (void *)pe->uaddr) != 0)
+		return 0;
+	u16 family = (u16)sa[0];
+	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
 		return 0;
 	struct sock_rec *r = reserve(sizeof(*r));
-	if (!r) {
-		pe->family = 0;
+	if (!r)
 		return 0;
-	}
 	__builtin_memset(&r->family, 0, sizeof(*r) - sizeof(r->h));
 	fill_hdr(&r->h, K_CONNECT, t);
 	r->h.res = ctx->ret;
-	r->family = pe->family;
+	r->family = family;
 	r->fd = pe->fd;
-	void *ua = (void *)pe->uaddr;
-	if (r->family == AF_UNIX) {
-		bpf_probe_read_user_str(r->unix_path, sizeof(r->unix_path), ua + 2);
+	if (family == AF_UNIX) {
+		bpf_probe_read_user_str(r->unix_path, sizeof(r->unix_path), (void *)pe->uaddr + 2);
 	} else {
-		u16 port = 0;
-		bpf_probe_read_user(&port, sizeof(port), ua + 2);
-		r->rport = bpf_ntohs(port);
-		if (r->family == AF_INET)
-			bpf_probe_read_user(r->raddr, 4, ua + 4);
+		r->rport = bpf_ntohs((u16)(sa[0] >> 16));
+		if (family == AF_INET)
+			__builtin_memcpy(r->raddr, (u8 *)sa + 4, 4);
 		else
-			bpf_probe_read_user(r->raddr, 16, ua + 8);
+			__builtin_memcpy(r->raddr, (u8 *)sa + 8, 16);
 		struct socket *so = fd_socket(r->fd);
 		struct sock *sk = so ? BPF_CORE_READ(so, sk) : 0;
 		if (sk)
 			sock_ends(r, sk, false);
 	}
 	submit(r);
-	pe->family = 0;
 	return 0;
 }
 
