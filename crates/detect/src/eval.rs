@@ -763,10 +763,15 @@ pub fn first_check(n: &Node) -> Option<&CCheck> {
     }
 }
 
-/// Evaluates one check (memoized ones once per event).
+/// Evaluates one check not evaluated yet for this event, recording the result of a memoized
+/// one (for guards, computed first thing for each event).
 #[inline]
-pub fn check(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
-    eval_check(c, ev, s)
+pub fn check_first(c: &CCheck, ev: &Event, s: &mut EvalScratch) -> bool {
+    if c.id == u32::MAX {
+        eval_check_raw(c, ev, s)
+    } else {
+        eval_memo_miss(c, ev, s)
+    }
 }
 
 /// Emits `n` jumping to `t` when true and `f` when false (local, back-to-front indices).

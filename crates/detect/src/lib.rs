@@ -307,12 +307,12 @@ impl Bucket {
         }
     }
 
-    /// The guard bits for `ev`.
+    /// The guard bits for `ev` (first thing evaluated for it: no memo lookups).
     #[inline]
     fn guard_bits(&self, ev: &Event, s: &mut MatchScratch) -> u64 {
         let mut bits = 0;
         for (i, g) in self.guards.iter().enumerate() {
-            if eval::check(g, ev, s) {
+            if eval::check_first(g, ev, s) {
                 bits |= 1 << i;
             }
         }
