@@ -1197,6 +1197,12 @@ pub fn specialize(n: &Node, kind: Option<&str>) -> Node {
             }
         }
         Node::Check(c) => {
+            // Membership in an empty list never holds, whatever the value (or its absence).
+            if matches!(&c.test, Test::StrIn(set) if set.is_empty())
+                || matches!(&c.test, Test::IntIn(v) if v.is_empty())
+            {
+                return Node::Const(false);
+            }
             // Fields with a constant value: evt.dir is always "<"; evt.num is > 0, so tests
             // against 0 or below are constant.
             let constant = c.lhs.transforms.is_empty()
@@ -1573,6 +1579,32 @@ mod tests {
             }
         }
         assert!(seen[0] > 0 && seen[1] > 0);
+    }
+
+    /// `x in ()` never holds: rules requiring it leave the index, and `not x in ()` always
+    /// holds, with or without the field.
+    #[test]
+    fn empty_lists_fold() {
+        let text = "- list: none\n  items: []\n\
+                    - rule: Never\n  desc: d\n  condition: evt.type = connect and k8s.ns.name in (none)\n  output: o\n  priority: INFO\n\
+                    - rule: Always\n  desc: d\n  condition: evt.type = connect and not proc.name in (none) and not fd.sport in ()\n  output: o\n  priority: INFO\n";
+        let (rules, report) = RuleSetBuilder::new()
+            .add_source("f.yaml", text)
+            .build()
+            .unwrap();
+        assert!(!report.has_errors(), "{report}");
+        assert_eq!(rules.debug_tree(0, "connect", "Never"), "");
+        assert_eq!(rules.debug_tree(0, "connect", "Always"), "true\n");
+        for process in [None, Some(ProcessInfo::default())] {
+            let ev = Event {
+                kind: "connect".into(),
+                process,
+                ..Default::default()
+            };
+            let mut got = Vec::new();
+            rules.matches(&ev, |r| got.push(r.name.clone()));
+            assert_eq!(got, vec!["Always".to_string()]);
+        }
     }
 
     /// Without absorption: the shared check is evaluated once, the rest stays an `or`.

@@ -244,6 +244,14 @@ impl StrSet {
         }
     }
 
+    /// Whether the set has no item.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            StrSet::Small(v) => v.is_empty(),
+            StrSet::Hashed(h, _) => h.is_empty(),
+        }
+    }
+
     /// Membership.
     #[inline]
     pub fn contains(&self, s: &str) -> bool {
