@@ -23,6 +23,20 @@
 //! model can grow without a migration. Migrations are versioned, embedded and applied in order at
 //! open (see [`migrations`]).
 
+/// How a stored alert row takes a new state of its alert (both backends, same SQL): everything
+/// from the new state, except that an incident id stays when the new state has none.
+macro_rules! alert_upsert_conflict {
+    () => {
+        "ON CONFLICT (fingerprint) DO UPDATE SET
+             incident_id = COALESCE(excluded.incident_id, alerts.incident_id),
+             starts_at = excluded.starts_at,
+             ends_at = excluded.ends_at,
+             updated_at = excluded.updated_at,
+             doc = excluded.doc"
+    };
+}
+pub(crate) use alert_upsert_conflict;
+
 mod codec;
 pub mod migrations;
 mod postgres;

@@ -128,16 +128,13 @@ async fn upsert_rows(
         .as_ref()
         .ok_or_else(|| StoreError::Backend("no connection".into()))?;
     c.execute(
-        "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
-         SELECT f, i, s, e, u, d::jsonb
-         FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
-              AS t(f, i, s, e, u, d)
-         ON CONFLICT (fingerprint) DO UPDATE SET
-             incident_id = COALESCE(excluded.incident_id, alerts.incident_id),
-             starts_at = excluded.starts_at,
-             ends_at = excluded.ends_at,
-             updated_at = excluded.updated_at,
-             doc = excluded.doc",
+        concat!(
+            "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
+             SELECT f, i, s, e, u, d::jsonb
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
+                  AS t(f, i, s, e, u, d) ",
+            crate::alert_upsert_conflict!()
+        ),
         &[&fps, &incident_ids, &starts, &ends, &updated, &docs],
     )
     .await

@@ -318,17 +318,12 @@ fn fold_log(conn: &Connection) -> Result<u64, StoreError> {
     };
     exec("SAVEPOINT fold")?;
     let run = || -> Result<u64, StoreError> {
-        exec(
+        exec(concat!(
             "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
              SELECT fingerprint, incident_id, starts_at, ends_at, updated_at, doc
-             FROM alert_log WHERE true ORDER BY seq
-             ON CONFLICT (fingerprint) DO UPDATE SET
-                 incident_id = COALESCE(excluded.incident_id, alerts.incident_id),
-                 starts_at = excluded.starts_at,
-                 ends_at = excluded.ends_at,
-                 updated_at = excluded.updated_at,
-                 doc = excluded.doc",
-        )?;
+             FROM alert_log WHERE true ORDER BY seq ",
+            crate::alert_upsert_conflict!()
+        ))?;
         Ok(exec("DELETE FROM alert_log")? as u64)
     };
     match run() {
