@@ -52,6 +52,14 @@
 //! or `vigil sensor --bench` (root): exec, connect and open storms without and with the
 //! sensor, medians of alternating rounds; see [`mod@bench`].
 //!
+//! Where the kernel-side cost goes: the programs themselves are short (an open of an unwatched
+//! path is rejected after one 16-byte read of its path; a syscall exit with nothing pending
+//! returns after one load), but every hooked syscall also pays the kernel's syscall-tracepoint
+//! path around them, and while any syscall tracepoint is attached every syscall of every task
+//! takes the slower traced entry/exit. On syscall-heavy loads (the open storm) that fixed cost,
+//! not the programs, is most of the slowdown; the benchmark's per-program lines show the
+//! programs' share.
+//!
 //! # Container attribution
 //!
 //! cgroup (v1 `memory` hierarchy on legacy/hybrid hosts, the unified hierarchy on v2) → container

@@ -169,6 +169,21 @@ struct {
 	__type(value, struct pending);
 } pend SEC(".maps");
 
+// Per-CPU scratch where an entry reads and filters a path before anything is stashed, so a
+// task gets storage only for a syscall that is reported.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct pending);
+} scratch SEC(".maps");
+
+static __always_inline struct pending *scratch_pending(void)
+{
+	u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
 // connect arguments between entry and exit (small values: the hot path)
 struct conn_args {
 	u64 fd;
@@ -556,15 +571,17 @@ static __always_inline int open_enter(u32 kind, int dfd, const char *upath, u32 
 		return 0;
 	if (is_self())
 		return 0;
+	struct pending *sc = scratch_pending();
+	if (!sc)
+		return 0;
+	long n = bpf_probe_read_user_str(sc->path, sizeof(sc->path), upath);
+	if (n <= 0 || !wanted(sc->path, flags, false))
+		return 0;
 	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
+	__builtin_memcpy(pe->path, sc->path, PATH_MAX_LEN);
 	pe->unread = 0;
-	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), upath);
-	if (n <= 0 || !wanted(pe->path, flags, false)) {
-		clear_pending(pe);
-		return 0;
-	}
 	pe->flags = flags;
 	pe->a0 = (u64)(s64)dfd;
 	pe->a1 = mode;
@@ -660,15 +677,17 @@ static __always_inline int unlink_enter(u32 kind, int dfd, const char *upath, u3
 {
 	if (is_self())
 		return 0;
+	struct pending *sc = scratch_pending();
+	if (!sc)
+		return 0;
+	long n = bpf_probe_read_user_str(sc->path, sizeof(sc->path), upath);
+	if (n <= 0 || (!wanted(sc->path, 0, true) && !history_name(sc->path, n)))
+		return 0;
 	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
+	__builtin_memcpy(pe->path, sc->path, PATH_MAX_LEN);
 	pe->unread = 0;
-	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), upath);
-	if (n <= 0 || (!wanted(pe->path, 0, true) && !history_name(pe->path, n))) {
-		clear_pending(pe);
-		return 0;
-	}
 	pe->flags = flags;
 	pe->a0 = (u64)(s64)dfd;
 	pe->a1 = 0;
@@ -703,17 +722,20 @@ static __always_inline int rename_enter(u32 kind, int olddfd, const char *oldp, 
 {
 	if (is_self())
 		return 0;
+	struct pending *sc = scratch_pending();
+	if (!sc)
+		return 0;
+	long n = bpf_probe_read_user_str(sc->path, sizeof(sc->path), oldp);
+	long m = bpf_probe_read_user_str(sc->path2, sizeof(sc->path2), newp);
+	if (n <= 0 || m <= 0 ||
+	    (!wanted(sc->path, 0, true) && !wanted(sc->path2, 0, true) && !history_name(sc->path, n)))
+		return 0;
 	struct pending *pe = pending_slot();
 	if (!pe)
 		return 0;
+	__builtin_memcpy(pe->path, sc->path, PATH_MAX_LEN);
+	__builtin_memcpy(pe->path2, sc->path2, PATH_MAX_LEN);
 	pe->unread = 0;
-	long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), oldp);
-	long m = bpf_probe_read_user_str(pe->path2, sizeof(pe->path2), newp);
-	if (n <= 0 || m <= 0 ||
-	    (!wanted(pe->path, 0, true) && !wanted(pe->path2, 0, true) && !history_name(pe->path, n))) {
-		clear_pending(pe);
-		return 0;
-	}
 	pe->flags = flags;
 	pe->a0 = (u64)(s64)olddfd;
 	pe->a1 = 0;
