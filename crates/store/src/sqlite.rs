@@ -11,7 +11,7 @@
 //! `alerts` in place: an append lands on the log's last page, so a commit of a hundred re-sent
 //! alerts writes a handful of WAL pages instead of a random table page and two index pages per
 //! alert. The writer folds the log into `alerts`, in order, inside its transactions: when the log
-//! has [`FOLD_AT`] rows, after [`IDLE_FOLD`] without writes, before any write that changes
+//! has [`FOLD_AT`] rows (a chunk with each commit), after [`IDLE_FOLD`] without writes, before any write that changes
 //! `alerts` itself, and when a read of `alerts` finds unfolded rows (it queues a fold and waits
 //! for it). Readers therefore always see every acknowledged alert in `alerts`.
 
@@ -33,8 +33,10 @@ use tokio::sync::oneshot;
 const MAX_GROUP: usize = 4096;
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
-/// The alert log is folded into `alerts` once it holds this many rows.
-const FOLD_AT: u64 = 4096;
+/// The alert log is folded into `alerts` once it holds this many rows ...
+const FOLD_AT: u64 = 2048;
+/// ... this many at a time, one chunk with each group commit, so no commit grows long.
+const FOLD_CHUNK: u64 = 512;
 /// The alert log is folded after this long without writes.
 const IDLE_FOLD: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -311,28 +313,49 @@ impl SqliteStore {
 /// Applies the alert log to `alerts` in order and empties it; returns the rows folded. Runs
 /// inside the writer's transaction, in its own savepoint: on error nothing of it remains.
 fn fold_log(conn: &Connection) -> Result<u64, StoreError> {
-    let exec = |sql: &str| {
+    fold_log_upto(conn, i64::MAX)
+}
+
+/// Folds the oldest [`FOLD_CHUNK`] rows of the alert log (all when it holds fewer), so the
+/// commit that carries it stays short.
+fn fold_log_chunk(conn: &Connection) -> Result<u64, StoreError> {
+    let last: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM alert_log ORDER BY seq LIMIT 1 OFFSET ?1")
+        .and_then(|mut s| {
+            let mut rows = s.query([FOLD_CHUNK as i64 - 1])?;
+            rows.next()?.map(|r| r.get(0)).transpose()
+        })
+        .map_err(backend)?;
+    fold_log_upto(conn, last.unwrap_or(i64::MAX))
+}
+
+/// Applies the alert-log rows up to `last` (by `seq`) to `alerts` in order and deletes them.
+fn fold_log_upto(conn: &Connection, last: i64) -> Result<u64, StoreError> {
+    let exec = |sql: &str, p: &[&dyn ToSql]| {
         conn.prepare_cached(sql)
-            .and_then(|mut s| s.execute([]))
+            .and_then(|mut s| s.execute(p))
             .map_err(backend)
     };
-    exec("SAVEPOINT fold")?;
+    exec("SAVEPOINT fold", &[])?;
     let run = || -> Result<u64, StoreError> {
-        exec(concat!(
-            "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
-             SELECT fingerprint, incident_id, starts_at, ends_at, updated_at, doc
-             FROM alert_log WHERE true ORDER BY seq ",
-            crate::alert_upsert_conflict!()
-        ))?;
-        Ok(exec("DELETE FROM alert_log")? as u64)
+        exec(
+            concat!(
+                "INSERT INTO alerts (fingerprint, incident_id, starts_at, ends_at, updated_at, doc)
+                 SELECT fingerprint, incident_id, starts_at, ends_at, updated_at, doc
+                 FROM alert_log WHERE seq <= ?1 ORDER BY seq ",
+                crate::alert_upsert_conflict!()
+            ),
+            &[&last],
+        )?;
+        Ok(exec("DELETE FROM alert_log WHERE seq <= ?1", &[&last])? as u64)
     };
     match run() {
         Ok(n) => {
-            exec("RELEASE fold")?;
+            exec("RELEASE fold", &[])?;
             Ok(n)
         }
         Err(e) => {
-            let _ = exec("ROLLBACK TO fold").and_then(|_| exec("RELEASE fold"));
+            let _ = exec("ROLLBACK TO fold", &[]).and_then(|_| exec("RELEASE fold", &[]));
             Err(e)
         }
     }
@@ -368,7 +391,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>, unfolded
         // Rows folded in this transaction; they leave `unfolded` once it commits.
         let mut folded = 0u64;
         if unfolded.load(Ordering::SeqCst) >= FOLD_AT {
-            match fold_log(&conn) {
+            match fold_log_chunk(&conn) {
                 Ok(n) => folded += n,
                 Err(e) => tracing::error!(error = %e, "Folding the SQLite alert log failed."),
             }
