@@ -346,6 +346,30 @@ async fn container_exec_open_connect_attributed() {
     assert_eq!(&back, cat);
 }
 
+/// Waits until a socket listens on `port` (TCP, IPv4 or IPv6), reading `/proc/net/tcp*`, so
+/// nothing connects to the one-shot listener before the test does.
+fn wait_listening(port: u16, within: Duration) -> bool {
+    let needle = format!(":{port:04X} ");
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        let listening = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+            std::fs::read_to_string(f).is_ok_and(|t| {
+                t.lines().skip(1).any(|l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    cols.get(1)
+                        .is_some_and(|local| format!("{local} ").ends_with(&needle))
+                        && cols.get(3) == Some(&"0A")
+                })
+            })
+        });
+        if listening {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proc_backend_attributes_exec_and_connections() {
     if !testkit::is_root() {
@@ -368,8 +392,12 @@ async fn proc_backend_attributes_exec_and_connections() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("busybox nc listens");
-    std::thread::sleep(Duration::from_millis(300));
-    // Started after the listener, so its first scan knows the port as a server port.
+    // Started once the port listens, so its first scan knows the port as a server port (a
+    // fixed wait was too short on a loaded machine).
+    assert!(
+        wait_listening(port, Duration::from_secs(20)),
+        "busybox nc did not listen on {port}"
+    );
     let (h, mut rx) = start(BackendChoice::Proc).await;
     assert_eq!(h.backend().to_string(), "proc");
     let name = format!("vigil-sensor-proc-{}", std::process::id());
