@@ -4,6 +4,10 @@
 //! BPF CPU and p99 latency for an exec, a connect and an open storm, without and with the
 //! sensor (medians of ROUNDS alternating rounds, default 5). Also `vigil sensor --bench`.
 
+/// The allocator the `vigil` binary uses, so the figures are those of `vigil` itself.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--worker") {
