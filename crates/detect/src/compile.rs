@@ -1529,6 +1529,30 @@ mod tests {
     use model::{Ancestor, Event, ProcessInfo, UserInfo};
 
     /// Factoring shared checks out of `or` branches keeps exactly the same matches.
+    /// An execve of process `n` run by user `u`, with parent `p` (none when empty).
+    fn exec_event(n: &str, p: &str, u: &str) -> Event {
+        Event {
+            kind: "execve".into(),
+            process: Some(ProcessInfo {
+                name: n.into(),
+                user: UserInfo {
+                    name: u.into(),
+                    ..Default::default()
+                },
+                ancestors: if p.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Ancestor {
+                        name: p.into(),
+                        ..Default::default()
+                    }]
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn factored_or_matches_like_the_original() {
         let cond = "evt.type = execve and ((proc.name = a and proc.pname = x) \
@@ -1555,22 +1579,7 @@ mod tests {
         for n in ["a", "b", "c"] {
             for p in ["x", "y", "z"] {
                 for u in ["u", "v", "w"] {
-                    let ev = Event {
-                        kind: "execve".into(),
-                        process: Some(ProcessInfo {
-                            name: n.into(),
-                            user: UserInfo {
-                                name: u.into(),
-                                ..Default::default()
-                            },
-                            ancestors: vec![Ancestor {
-                                name: p.into(),
-                                ..Default::default()
-                            }],
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    };
+                    let ev = exec_event(n, p, u);
                     let mut hit = false;
                     rules.matches(&ev, |_| hit = true);
                     assert_eq!(hit, expect(n, p, u), "{n} {p} {u}\n{tree}");
@@ -1630,26 +1639,7 @@ mod tests {
         for n in ["a", "b", "c"] {
             for p in ["x", "y", "z", ""] {
                 for u in ["u", "v", "w"] {
-                    let ev = Event {
-                        kind: "execve".into(),
-                        process: Some(ProcessInfo {
-                            name: n.into(),
-                            user: UserInfo {
-                                name: u.into(),
-                                ..Default::default()
-                            },
-                            ancestors: if p.is_empty() {
-                                Vec::new()
-                            } else {
-                                vec![Ancestor {
-                                    name: p.into(),
-                                    ..Default::default()
-                                }]
-                            },
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    };
+                    let ev = exec_event(n, p, u);
                     let mut hit = false;
                     rules.matches(&ev, |_| hit = true);
                     assert_eq!(hit, expect(n, p, u), "{n} {p} {u}\n{tree}");
