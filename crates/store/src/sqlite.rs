@@ -455,8 +455,9 @@ fn fold_alone(conn: &Connection, unfolded: &AtomicU64) {
 }
 
 /// Copies committed WAL frames into the database file in the background (passive checkpoints,
-/// which never block the writer or readers), every second while the store is open (each checkpoint syncs the database file, and a
-/// sync competes with the commits' WAL syncs: every 200 ms cost about 5% of batch-1 intake).
+/// which never block the writer or readers), every second while the store is open. Each
+/// checkpoint syncs the database file, and that sync competes with the commits' WAL syncs:
+/// checkpoints every 200 ms cost about 5% of batch-1 intake.
 fn checkpoint_loop(path: PathBuf, stop: mpsc::Receiver<()>) {
     let conn = Connection::open(&path).and_then(|c| {
         c.busy_timeout(std::time::Duration::from_secs(1))?;
