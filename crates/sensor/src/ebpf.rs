@@ -103,13 +103,19 @@ pub(crate) fn run(
     // Should the ring buffer fail after the callback borrowed `enr`, the fallback gets a fresh
     // enricher (the process table reloads from /proc on demand).
     let spare = enr.spare();
+    // Events of one drain are handed to the consumer together after it, so that the consumer
+    // is woken once per batch rather than racing the reader event by event.
+    let batch = std::cell::RefCell::new(Vec::<model::Event>::with_capacity(1024));
     let enr = std::cell::RefCell::new(enr);
     let mut rb = RingBufferBuilder::new();
     let shared_cb = shared.clone();
     let enr_ref = &enr;
+    let batch_ref = &batch;
     let added = rb.add(&sk.maps.events, move |data: &[u8]| {
         match raw::decode(data) {
-            Ok(r) => enr_ref.borrow_mut().handle(r, &mut |ev| shared_cb.emit(ev)),
+            Ok(r) => enr_ref
+                .borrow_mut()
+                .handle(r, &mut |ev| batch_ref.borrow_mut().push(ev)),
             Err(e) => {
                 shared_cb.decode_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(error = %e, "undecodable ring buffer record");
@@ -151,6 +157,9 @@ pub(crate) fn run(
         // Records are submitted without a wakeup until a batch is waiting; drain at least every
         // `drain_every` so an event is never held longer.
         let r = rb.poll(cfg.drain_every).and_then(|()| rb.consume());
+        for ev in batch.borrow_mut().drain(..) {
+            shared.emit(ev);
+        }
         enr.borrow_mut().flush(&mut |ev| shared.emit(ev));
         if let Err(e) = r
             && !shared.stop.load(Ordering::Relaxed)
@@ -159,6 +168,8 @@ pub(crate) fn run(
         }
         if last.elapsed() >= Duration::from_millis(250) {
             last = Instant::now();
+            let stats_on = std::fs::read("/proc/sys/kernel/bpf_stats_enabled")
+                .is_ok_and(|v| v.first() == Some(&b'1'));
             if let Ok(Some(vals)) = sk
                 .maps
                 .counters
@@ -172,6 +183,11 @@ pub(crate) fn run(
                 .lookup_percpu(&1u32.to_ne_bytes(), MapFlags::ANY)
             {
                 shared.kernel_lost.store(sum(&vals), Ordering::Relaxed);
+            }
+            if !stats_on {
+                // Per-program figures exist only while the kernel collects them; reading
+                // every program's fdinfo costs more than everything else this loop does.
+                continue;
             }
             let per_prog: Vec<BpfProgramStats> = progs
                 .iter()

@@ -89,7 +89,7 @@
 //! ```
 //!
 //! Records are handed to user space in batches: the kernel wakes the reader once a batch is
-//! waiting, and the reader drains at least every [`SensorConfig::drain_interval`] (2 ms), which
+//! waiting, and the reader drains at least every [`SensorConfig::drain_interval`] (4 ms), which
 //! bounds the latency. The reader thread runs at [`SensorConfig::reader_nice`].
 //!
 //! The handle stops the sensor when dropped (or by [`SensorHandle::stop`]). Events the consumer
@@ -260,7 +260,7 @@ impl Default for SensorConfig {
             watch_prefixes: default_watch_prefixes(),
             max_processes: 65_536,
             conn_scan_interval: Duration::from_secs(1),
-            drain_interval: Duration::from_millis(2),
+            drain_interval: Duration::from_millis(4),
             reader_nice: -5,
         }
     }
