@@ -12,7 +12,8 @@
 //! correlation_window: 30m         # alerts about the same entity within this join one incident
 //! max_body_bytes: 4194304
 //! detection: { builtin: true, rules: [] }
-//! sensor: { enabled: auto, backend: auto }
+//! sensor: { enabled: auto, backend: auto, syscall_events: true }  # false: process and Docker
+//!                                 # events only, the lowest cost to the host
 //! response: { builtin_policy: true, policies: [], dry_run: false,
 //!             guardrails: { protect_containers: [], protect_images: [], protect_namespaces: [kube-system],
 //!                           max_actions_per_minute: 60, max_actions_per_incident_per_minute: 20 } }
@@ -106,13 +107,26 @@ impl Default for DetectionConfig {
 }
 
 /// `sensor:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SensorConfig {
     /// Whether the sensor runs.
     pub enabled: SensorEnabled,
     /// Which backend.
     pub backend: SensorBackend,
+    /// Trace syscalls (file, network, credential, ptrace and memfd events); false keeps
+    /// process lifecycle and Docker events only (see `sensor::SensorConfig::syscall_events`).
+    pub syscall_events: bool,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            enabled: SensorEnabled::default(),
+            backend: SensorBackend::default(),
+            syscall_events: true,
+        }
+    }
 }
 
 /// `response:` section.
@@ -378,7 +392,7 @@ mod tests {
     fn full_file_parses() {
         let c = Config::parse(
             "listen: 0.0.0.0:9999\nresolve_timeout: 1m\ncorrelation_window: 10m\napi_token: abcdefghij\n\
-             detection:\n  builtin: false\n  rules: [a.yaml]\nsensor:\n  enabled: off\n  backend: proc\n\
+             detection:\n  builtin: false\n  rules: [a.yaml]\nsensor:\n  enabled: off\n  backend: proc\n  syscall_events: false\n\
              response:\n  dry_run: true\n  guardrails:\n    protect_images: ['registry.local/*']\n    max_actions_per_minute: 5\n",
             Path::new("v.yml"),
         )
@@ -388,6 +402,8 @@ mod tests {
         assert!(!c.detection.builtin);
         assert_eq!(c.sensor.enabled, SensorEnabled::Off);
         assert_eq!(c.sensor.backend, SensorBackend::Proc);
+        assert!(!c.sensor.syscall_events);
+        assert!(Config::default().sensor.syscall_events);
         assert!(c.response.dry_run && c.response.builtin_policy);
         assert_eq!(
             c.response.guardrails.protect_images,

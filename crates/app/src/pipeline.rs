@@ -29,6 +29,9 @@ pub struct IncidentUpdate {
 
 pub(crate) enum CorrMsg {
     Correlate(Vec<Fingerprint>),
+    /// Alerts the store listed without an incident: those that got one meanwhile (received
+    /// and correlated since the listing) are skipped.
+    Unassigned(Vec<Fingerprint>),
     Sweep,
     Barrier(oneshot::Sender<()>),
 }
@@ -240,7 +243,7 @@ pub(crate) async fn queue_unassigned(inner: &Arc<Inner>) -> Result<usize, AppErr
             alerts = n,
             "Correlating stored alerts that have no incident yet."
         );
-        inner.pipeline.send(CorrMsg::Correlate(fps));
+        inner.pipeline.send(CorrMsg::Unassigned(fps));
     }
     Ok(n)
 }
@@ -270,12 +273,12 @@ async fn correlator(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<CorrMsg>)
             m = rx.recv() => match m { Some(m) => m, None => return },
             _ = stop.changed() => return,
         };
-        match msg {
+        match still_unassigned(&inner, msg) {
             CorrMsg::Correlate(mut fps) => {
                 // Take every queued batch at once: one round of store writes for all of them.
                 let mut later = Vec::new();
                 while fps.len() < 256 {
-                    match rx.try_recv() {
+                    match rx.try_recv().map(|m| still_unassigned(&inner, m)) {
                         Ok(CorrMsg::Correlate(more)) => fps.extend(more),
                         Ok(other) => {
                             later.push(other);
@@ -310,9 +313,28 @@ async fn correlator(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<CorrMsg>)
     }
 }
 
-async fn handle_other(inner: &Arc<Inner>, msg: CorrMsg) {
+/// Turns [`CorrMsg::Unassigned`] into a [`CorrMsg::Correlate`] of the alerts that still have no
+/// incident; other messages pass unchanged.
+fn still_unassigned(inner: &Arc<Inner>, msg: CorrMsg) -> CorrMsg {
     match msg {
-        CorrMsg::Correlate(fps) => {
+        CorrMsg::Unassigned(fps) => CorrMsg::Correlate(
+            fps.into_iter()
+                .filter(|fp| {
+                    inner
+                        .pipeline
+                        .cached(*fp)
+                        .is_some_and(|a| a.incident_id.is_none())
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+async fn handle_other(inner: &Arc<Inner>, msg: CorrMsg) {
+    match still_unassigned(inner, msg) {
+        // (`still_unassigned` has filtered an `Unassigned` into a `Correlate` already.)
+        CorrMsg::Correlate(fps) | CorrMsg::Unassigned(fps) => {
             let alerts: Vec<StoredAlert> = fps
                 .into_iter()
                 .filter_map(|fp| inner.pipeline.cached(fp))

@@ -42,6 +42,7 @@ pub(crate) async fn start(app: &App, engine: Option<respond::Engine>) -> Result<
             SensorBackend::Ebpf => sensor::BackendChoice::Ebpf,
             SensorBackend::Proc => sensor::BackendChoice::Proc,
         },
+        syscall_events: cfg.sensor.syscall_events,
         ..Default::default()
     };
     let mut handle = match sensor::Sensor::start(scfg).await {

@@ -1,6 +1,7 @@
 //! Sensor benchmark:
-//! `cargo run --release -p vigil-sensor --example bench [-- EXECS [CONNECTS [OPENS [ROUNDS]]]]`
-//! (root; a count of 0 skips that storm). Prints events/s captured, drops, slowdown, sensor and
+//! `cargo run --release -p vigil-sensor --example bench [-- [--no-syscall-events] EXECS [CONNECTS
+//! [OPENS [ROUNDS]]]]` (root; a count of 0 skips that storm; `--no-syscall-events` measures the
+//! sensor with process and Docker events only). Prints events/s captured, drops, slowdown, sensor and
 //! BPF CPU and p99 latency for an exec, a connect and an open storm, without and with the
 //! sensor (medians of ROUNDS alternating rounds, default 5). Also `vigil sensor --bench`.
 
@@ -9,7 +10,14 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let syscall_events = match args.iter().position(|a| a == "--no-syscall-events") {
+        Some(i) => {
+            args.remove(i);
+            false
+        }
+        None => true,
+    };
     if args.get(1).map(String::as_str) == Some("--worker") {
         return match sensor::bench::worker_main(&args[2..]) {
             Ok(ns) => {
@@ -27,6 +35,7 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_default();
     let mut cfg = sensor::bench::BenchConfig {
         worker_cmd: vec![exe, "--worker".into()],
+        syscall_events,
         ..Default::default()
     };
     if let Some(n) = args.get(1).and_then(|s| s.parse().ok()) {

@@ -37,6 +37,8 @@ pub struct BenchConfig {
     pub opens: u32,
     /// Backend under test.
     pub backend: BackendChoice,
+    /// Whether the sensor traces syscalls ([`SensorConfig::syscall_events`]).
+    pub syscall_events: bool,
 }
 
 impl Default for BenchConfig {
@@ -48,6 +50,7 @@ impl Default for BenchConfig {
             opens: 500_000,
             rounds: 5,
             backend: BackendChoice::Ebpf,
+            syscall_events: true,
         }
     }
 }
@@ -117,6 +120,8 @@ pub struct BenchReport {
     pub backend: String,
     /// CPUs on this machine.
     pub cpus: usize,
+    /// Whether the sensor traced syscalls.
+    pub syscall_events: bool,
     /// One entry per storm.
     pub storms: Vec<StormResult>,
 }
@@ -125,9 +130,10 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "vigil sensor benchmark — backend {}, {} CPUs (medians of {} rounds without/with)",
+            "vigil sensor benchmark — backend {}, {} CPUs, syscall events {} (medians of {} rounds without/with)",
             self.backend,
             self.cpus,
+            if self.syscall_events { "on" } else { "off" },
             self.storms.first().map_or(0, |s| s.rounds)
         )?;
         writeln!(
@@ -354,6 +360,7 @@ async fn sensor_round(
         backend: cfg.backend,
         docker_events: false,
         channel_capacity: 1 << 20,
+        syscall_events: cfg.syscall_events,
         ..Default::default()
     })
     .await?;
@@ -534,6 +541,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
     Ok(BenchReport {
         backend,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        syscall_events: cfg.syscall_events,
         storms,
     })
 }

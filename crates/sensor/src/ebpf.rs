@@ -26,6 +26,7 @@ pub(crate) struct EbpfConfig {
     pub prefixes: Vec<WatchPrefix>,
     pub drain_every: Duration,
     pub nice: i32,
+    pub syscall_events: bool,
 }
 
 /// Outcome of loading, sent back to `Sensor::start` before the read loop runs.
@@ -81,6 +82,15 @@ pub(crate) fn run(
         }
         ro.n_prefixes = n as u32;
         ro.n_any = prefixes.iter().take(n).filter(|p| !p.writes_only).count() as u32;
+    }
+    if !cfg.syscall_events {
+        // Not even loaded: with no syscall tracepoint in use, no syscall on the host takes the
+        // kernel's traced-syscall path.
+        for mut p in open.open_object_mut().progs_mut() {
+            if p.name().to_string_lossy().starts_with("sys_") {
+                p.set_autoload(false);
+            }
+        }
     }
     let mut sk = match open.load() {
         Ok(s) => s,
@@ -141,6 +151,7 @@ pub(crate) fn run(
         use std::os::fd::{AsFd, AsRawFd};
         sk.object()
             .progs()
+            .filter(|p| p.autoload())
             .map(|p| {
                 (
                     p.name().to_string_lossy().into_owned(),

@@ -247,6 +247,11 @@ pub struct SensorConfig {
     /// Nice value of the thread that reads the kernel (eBPF ring buffer or proc connector);
     /// negative keeps event latency low when the host is busy. 0 leaves it unchanged.
     pub reader_nice: i32,
+    /// Trace syscalls (eBPF backend): file opens, unlinks and renames, connect and accept,
+    /// setuid/setgid, ptrace, memfd_create. Off, the sensor sees process lifecycle (fork, exec,
+    /// exit) and Docker events only, and no syscall on the host takes the kernel's
+    /// traced-syscall path, which is most of what the sensor costs a process-heavy workload.
+    pub syscall_events: bool,
 }
 
 impl Default for SensorConfig {
@@ -262,6 +267,7 @@ impl Default for SensorConfig {
             conn_scan_interval: Duration::from_secs(1),
             drain_interval: Duration::from_millis(4),
             reader_nice: -5,
+            syscall_events: true,
         }
     }
 }
@@ -581,6 +587,7 @@ async fn start_ebpf(
         prefixes: cfg.watch_prefixes.clone(),
         drain_every: cfg.drain_interval.max(Duration::from_micros(100)),
         nice: cfg.reader_nice,
+        syscall_events: cfg.syscall_events,
     };
     let sh = shared.clone();
     let t = match std::thread::Builder::new()

@@ -779,3 +779,45 @@ async fn kernel_file_filter_keeps_watched_paths_only() {
         "unlink below /etc"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_syscall_events_processes_are_still_seen() {
+    if !can_run_ebpf() {
+        return;
+    }
+    let mut h = Sensor::start(SensorConfig {
+        backend: BackendChoice::Ebpf,
+        syscall_events: false,
+        docker_events: false,
+        ..Default::default()
+    })
+    .await
+    .expect("sensor starts");
+    let mut rx = h.take_events().expect("events");
+    let marker = format!("vigil-nosys-{}", std::process::id());
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "cat /etc/shadow >/dev/null; echo {marker} >/dev/null"
+        ))
+        .spawn()
+        .expect("sh runs");
+    let sh = child.id();
+    assert!(child.wait_with_output().expect("waits").status.success());
+    let evs = collect(&mut rx, 3).await;
+    let cat = evs
+        .iter()
+        .find(|e| {
+            e.kind == "execve"
+                && e.process
+                    .as_ref()
+                    .is_some_and(|p| p.name == "cat" && p.ppid == sh)
+        })
+        .expect("the exec of cat, with its parent");
+    let cat_pid = cat.process.as_ref().map(|p| p.pid);
+    assert!(
+        !evs.iter()
+            .any(|e| e.kind.starts_with("open") && e.process.as_ref().map(|p| p.pid) == cat_pid),
+        "no open events without syscall tracing"
+    );
+}

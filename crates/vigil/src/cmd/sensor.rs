@@ -35,6 +35,10 @@ pub struct Args {
     /// Do not follow Docker's events (container metadata is still looked up).
     #[arg(long)]
     no_docker_events: bool,
+    /// Do not trace syscalls (file, network, credential, ptrace and memfd events): process
+    /// lifecycle and Docker events only, at the lowest cost to the host.
+    #[arg(long)]
+    no_syscall_events: bool,
     /// Run the benchmark: exec, connect and open storms without and with the sensor.
     #[arg(long, conflicts_with_all = ["json", "stats"])]
     bench: bool,
@@ -123,6 +127,7 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
             connects: args.bench_connects,
             opens: args.bench_opens,
             rounds: args.bench_rounds,
+            syscall_events: !args.no_syscall_events,
             backend: match args.backend {
                 BackendArg::Auto => sensor::BackendChoice::Ebpf,
                 b => backend(b),
@@ -136,6 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let mut handle = sensor::Sensor::start(sensor::SensorConfig {
         backend: backend(args.backend),
         docker_events: !args.no_docker_events,
+        syscall_events: !args.no_syscall_events,
         ..Default::default()
     })
     .await
