@@ -10,17 +10,13 @@
 //! | `postgres://user:pw@host:port/db`, `postgresql://…` | PostgreSQL (no TLS; loopback or private network) |
 //!
 //! **Durability.** Every method that returns `Ok` has committed what it wrote: SQLite runs in WAL
-//! mode and, by default, answers a commit only once the WAL holding it has been fsynced
-//! ([`SqliteSync::Full`]), PostgreSQL commits with its default `synchronous_commit=on`. A
-//! `kill -9` right after an `Ok` loses nothing; neither does a power loss, unless SQLite runs
-//! with [`SqliteSync::Normal`].
+//! mode with `synchronous=FULL` (the WAL is fsynced at each commit), PostgreSQL commits with its
+//! default `synchronous_commit=on`. A `kill -9` right after an `Ok` loses nothing.
 //!
 //! **Throughput.** SQLite writes go to one writer thread that does group commit: all writes queued
-//! while the previous commit was running share the next transaction, each in its own savepoint so
-//! one failing write does not affect the others; a separate thread fsyncs the WAL once for every
-//! commit made while the previous fsync ran, so preparing writes overlaps with syncing them.
-//! Concurrent single-alert upserts therefore cost a fraction of an fsync each. Reads use a pool
-//! of read-only connections.
+//! while the previous commit was syncing share the next transaction and its single fsync, each in
+//! its own savepoint so one failing write does not affect the others. Concurrent single-alert
+//! upserts therefore cost a fraction of an fsync each. Reads use a pool of read-only connections.
 //!
 //! **Schema.** Each table holds the columns queries filter on (fingerprint, incident id, status,
 //! severity, times in nanoseconds since the epoch) plus `doc`, the JSON of the model value, so the
@@ -56,18 +52,25 @@ use std::sync::Arc;
 /// How a SQLite commit is made durable (`?synchronous=` in a SQLite store URL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SqliteSync {
-    /// `synchronous=full` (default): a commit is acknowledged once the WAL holding it has been
-    /// fsynced (one fsync covers every commit made while the previous one ran); an acknowledged
-    /// write survives a crash of the process and of the machine (power loss).
+    /// `synchronous=FULL` (default): the WAL is fsynced at every commit; an acknowledged write
+    /// survives a crash of the process and of the machine (power loss).
     #[default]
     Full,
-    /// `synchronous=normal`: the WAL is fsynced at checkpoints only; an acknowledged write
+    /// `synchronous=NORMAL`: the WAL is fsynced at checkpoints only; an acknowledged write
     /// survives `kill -9` of Vigil (the kernel holds it), but the last commits can be lost if the
     /// machine itself loses power.
     Normal,
 }
 
 impl SqliteSync {
+    /// The PRAGMA value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        }
+    }
+
     /// Reads `synchronous=full|normal` from a SQLite URL's query string (default full).
     pub fn from_url(url: &str) -> Result<SqliteSync, StoreError> {
         let Some((_, query)) = url.split_once('?') else {

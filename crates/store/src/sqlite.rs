@@ -1,19 +1,10 @@
 //! The SQLite backend.
 //!
 //! One dedicated writer thread owns the only writing connection and does *group commit*: it takes
-//! every write queued while the previous commit was running, runs each in its own savepoint inside
-//! one transaction and commits once. A write that fails rolls back to its savepoint without
-//! disturbing the others in the batch.
-//!
-//! With [`crate::SqliteSync::Full`] the commit itself does not wait for the disk: a second thread,
-//! the syncer, `fdatasync`s the WAL file and answers the waiters of every commit made before that
-//! sync began (SQLite's own `synchronous=FULL` would sync inside `COMMIT`, so the writer could do
-//! nothing else meanwhile). While one sync runs, the writer already executes and commits the next
-//! groups, which the next sync covers: an acknowledged write is on disk, as with `FULL`, and
-//! preparing writes overlaps with syncing them. The connection runs `synchronous=NORMAL`, which
-//! keeps the database consistent across a power loss (SQLite's guarantee for WAL mode); the syncer
-//! adds the durability. With [`crate::SqliteSync::Normal`] waiters are answered right after the
-//! commit (the kernel holds the WAL: survives `kill -9`, not a power loss). Reads run on a small pool of read-only connections through `spawn_blocking`; WAL lets them
+//! every write queued while the previous commit was syncing, runs each in its own savepoint inside
+//! one transaction, commits once (one WAL fsync, `synchronous=FULL`), and only then answers every
+//! waiter. A write that fails rolls back to its savepoint without disturbing the others in the
+//! batch. Reads run on a small pool of read-only connections through `spawn_blocking`; WAL lets them
 //! proceed while the writer commits, and each read sees every commit acknowledged before it began.
 //!
 //! Alert upserts, the bulk of all writes, are appended to `alert_log` rather than applied to
@@ -49,9 +40,6 @@ const FOLD_CHUNK: u64 = 512;
 /// The alert log is folded after this long without writes.
 const IDLE_FOLD: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// What answers the waiters of one job once the fate of its commit is known.
-type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
-
 /// A boxed query parameter that can cross to the blocking pool.
 type Param = Box<dyn ToSql + Send>;
 
@@ -62,7 +50,7 @@ fn backend(e: rusqlite::Error) -> StoreError {
 /// What the writer thread runs for one queued write.
 trait WriteJob: Send {
     /// Runs inside the group transaction; returns what to do once the commit is known.
-    fn run(self: Box<Self>, conn: &Connection) -> Answer;
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn FnOnce(Result<(), String>) + Send>;
     /// Answers without running (the transaction could not begin).
     fn fail(self: Box<Self>, error: String);
     /// Whether the alert log must be folded into `alerts` before this job runs.
@@ -80,7 +68,7 @@ where
     F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     R: Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> Answer {
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn FnOnce(Result<(), String>) + Send> {
         let Job { f, reply, .. } = *self;
         let exec = |sql: &str| {
             conn.prepare_cached(sql)
@@ -215,12 +203,11 @@ impl SqliteStore {
         // Checkpoints normally run on their own thread (see `checkpoint_loop`) so commits never
         // wait for them; the writer checkpoints itself only as a safety net when the WAL grows
         // past 80 MB.
-        // NORMAL in both modes: with `Full` the syncer makes each commit durable before it is
-        // acknowledged (see the module documentation).
-        conn.execute_batch(
-            "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;
              PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=20000;",
-        )
+            sync.pragma()
+        ))
         .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn, migrations::SQLITE, &path)?;
@@ -244,21 +231,9 @@ impl SqliteStore {
         let unfolded = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
         let writer_unfolded = unfolded.clone();
-        let syncer = match sync {
-            crate::SqliteSync::Full => {
-                let (stx, srx) = mpsc::channel::<Vec<Answer>>();
-                let wal = wal_path(&path);
-                std::thread::Builder::new()
-                    .name("vigil-sqlite-syncer".into())
-                    .spawn(move || sync_loop(&wal, srx))
-                    .map_err(|e| StoreError::Backend(format!("cannot start SQLite syncer: {e}")))?;
-                Some(stx)
-            }
-            crate::SqliteSync::Normal => None,
-        };
         std::thread::Builder::new()
             .name("vigil-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, writer_unfolded, syncer))
+            .spawn(move || writer_loop(conn, rx, writer_unfolded))
             .map_err(|e| StoreError::Backend(format!("cannot start SQLite writer: {e}")))?;
         let (stop, stopped) = mpsc::channel::<()>();
         let cp_path = path.clone();
@@ -386,14 +361,7 @@ fn fold_log_upto(conn: &Connection, last: i64) -> Result<u64, StoreError> {
     }
 }
 
-/// Runs group commits until every sender is gone. With a `syncer`, the answers of a committed
-/// group go to it, to be given once the WAL is on disk; without, they are given at once.
-fn writer_loop(
-    conn: Connection,
-    rx: mpsc::Receiver<Box<dyn WriteJob>>,
-    unfolded: Arc<AtomicU64>,
-    syncer: Option<mpsc::Sender<Vec<Answer>>>,
-) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>, unfolded: Arc<AtomicU64>) {
     loop {
         let first = match rx.recv_timeout(IDLE_FOLD) {
             Ok(j) => j,
@@ -460,69 +428,12 @@ fn writer_loop(
         });
         if commit.is_ok() {
             unfolded.fetch_sub(folded, Ordering::SeqCst);
-            if let Some(syncer) = &syncer {
-                // A send fails only when the syncer is gone; then its answers were dropped and
-                // the waiters see the writer as stopped.
-                let _ = syncer.send(done);
-                continue;
-            }
         }
         for d in done {
             d(commit.clone());
         }
     }
     tracing::debug!("SQLite writer stopped");
-}
-
-/// The WAL file of the database at `db`.
-fn wal_path(db: &Path) -> PathBuf {
-    let mut p = db.as_os_str().to_os_string();
-    p.push("-wal");
-    PathBuf::from(p)
-}
-
-/// Makes commits durable: takes the answers of every group committed so far, `fdatasync`s the
-/// WAL file once for all of them and then gives them. Commits made while a sync runs wait for
-/// the next one.
-fn sync_loop(wal: &Path, rx: mpsc::Receiver<Vec<Answer>>) {
-    let mut file: Option<std::fs::File> = None;
-    while let Ok(first) = rx.recv() {
-        let mut answers = first;
-        while let Ok(more) = rx.try_recv() {
-            answers.extend(more);
-        }
-        let synced = sync_wal(wal, &mut file).map_err(|e| {
-            let msg = format!("sqlite: cannot sync {}: {e}", wal.display());
-            tracing::error!(error = %msg, "SQLite commit not durable");
-            msg
-        });
-        for a in answers {
-            a(synced.clone());
-        }
-    }
-    tracing::debug!("SQLite syncer stopped");
-}
-
-/// `fdatasync`s the WAL file, (re)opening it when it is not open yet or has been replaced (the
-/// sync must reach the file SQLite writes, not an unlinked one).
-fn sync_wal(wal: &Path, file: &mut Option<std::fs::File>) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let current = std::fs::metadata(wal)?;
-        let same = file
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .is_some_and(|m| m.ino() == current.ino() && m.dev() == current.dev());
-        if !same {
-            *file = None;
-        }
-    }
-    let f = match file {
-        Some(f) => f,
-        None => file.insert(std::fs::OpenOptions::new().read(true).open(wal)?),
-    };
-    f.sync_data()
 }
 
 /// Folds the alert log in a transaction of its own (the writer is idle).
@@ -1049,62 +960,5 @@ impl Store for SqliteStore {
             )
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::MetadataExt;
-
-    #[test]
-    fn wal_sync_follows_a_replaced_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("v.db");
-        let wal = wal_path(&db);
-        assert_eq!(wal, dir.path().join("v.db-wal"));
-        let mut file = None;
-        assert!(sync_wal(&wal, &mut file).is_err(), "no WAL file yet");
-        std::fs::write(&wal, b"one").unwrap();
-        sync_wal(&wal, &mut file).unwrap();
-        let first = file.as_ref().unwrap().metadata().unwrap().ino();
-        // Replaced behind the syncer's back: the next sync must reach the new file.
-        let other = dir.path().join("other");
-        std::fs::write(&other, b"two").unwrap();
-        std::fs::rename(&other, &wal).unwrap();
-        sync_wal(&wal, &mut file).unwrap();
-        let second = file.as_ref().unwrap().metadata().unwrap().ino();
-        assert_ne!(first, second);
-        assert_eq!(second, std::fs::metadata(&wal).unwrap().ino());
-    }
-
-    #[tokio::test]
-    async fn full_sync_acknowledges_writes_made_during_a_sync() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v.db");
-        let store = Arc::new(SqliteStore::open_with(&path, crate::SqliteSync::Full).unwrap());
-        // Many concurrent writers: groups commit while earlier syncs run; every one is answered.
-        let mut tasks = Vec::new();
-        for i in 0..200i64 {
-            let s = store.clone();
-            tasks.push(tokio::spawn(async move {
-                s.write(move |c| {
-                    c.execute_batch(&format!(
-                        "CREATE TABLE IF NOT EXISTS t(x INTEGER); INSERT INTO t VALUES ({i})"
-                    ))
-                    .map_err(backend)
-                })
-                .await
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        drop(store);
-        let c = Connection::open(&path).unwrap();
-        let n: i64 = c
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 200);
     }
 }
