@@ -270,53 +270,66 @@ impl Enricher {
     }
 
     fn process_info(&mut self, h: &Header, container: Option<&str>) -> ProcessInfo {
-        if let Some(e) = self.procs.get_or_load(h.pid)
-            && e.ppid != h.ppid
-            && h.ppid != 0
+        if h.ppid != 0
+            && self
+                .procs
+                .get_or_load(h.pid)
+                .is_some_and(|e| e.ppid != h.ppid)
         {
-            let mut e = e.clone();
-            e.ppid = h.ppid;
-            self.procs.insert(e);
+            self.procs.set_parent(h.pid, h.ppid);
         }
-        let e = self.procs.get(h.pid).cloned().unwrap_or_default();
-        let mut cwd = e.cwd.clone();
-        if !cwd.is_empty() && !cwd.ends_with('/') {
-            cwd.push('/');
-        }
-        let start = if h.start_time != 0 {
-            h.start_time
-        } else {
-            e.start_boot_ns
-        };
-        ProcessInfo {
+        // Filled from the table entry by reference: an event copies only the fields it carries.
+        let mut p = ProcessInfo {
             pid: h.pid,
             tid: h.tid,
-            ppid: if h.ppid != 0 { h.ppid } else { e.ppid },
-            vpid: if h.vpid != 0 { Some(h.vpid) } else { e.vpid },
-            name: if h.comm.is_empty() {
-                e.name.clone()
-            } else {
-                h.comm.clone()
-            },
-            exe: e.argv.first().cloned().unwrap_or_default(),
-            exepath: e.exepath.clone(),
-            args: e.argv.iter().skip(1).cloned().collect(),
-            cwd,
-            tty: e.tty,
+            ppid: h.ppid,
+            vpid: (h.vpid != 0).then_some(h.vpid),
+            name: h.comm.clone(),
+            tty: 0,
             sid: None,
-            start_ts: (start != 0).then(|| self.wall(start)),
-            exe_upper_layer: e.exe_upper_layer,
-            exe_writable: e.exe_writable,
-            exe_from_memfd: e.exepath.contains("memfd:"),
-            user: self.user(h.uid, h.loginuid, container, h.pid),
             gid: h.gid,
             group: if h.gid == 0 {
                 "root".into()
             } else {
                 String::new()
             },
-            ancestors: self.procs.ancestors(h.pid, MAX_ANCESTORS),
+            ..Default::default()
+        };
+        let mut start = h.start_time;
+        if let Some(e) = self.procs.get(h.pid) {
+            if p.ppid == 0 {
+                p.ppid = e.ppid;
+            }
+            if p.vpid.is_none() {
+                p.vpid = e.vpid;
+            }
+            if p.name.is_empty() {
+                p.name.clone_from(&e.name);
+            }
+            if let Some((exe, args)) = e.argv.split_first() {
+                p.exe.clone_from(exe);
+                p.args = args.to_vec();
+            }
+            p.exepath.clone_from(&e.exepath);
+            if !e.cwd.is_empty() {
+                p.cwd.reserve(e.cwd.len() + 1);
+                p.cwd.push_str(&e.cwd);
+                if !e.cwd.ends_with('/') {
+                    p.cwd.push('/');
+                }
+            }
+            p.tty = e.tty;
+            p.exe_upper_layer = e.exe_upper_layer;
+            p.exe_writable = e.exe_writable;
+            p.exe_from_memfd = e.exepath.contains("memfd:");
+            if start == 0 {
+                start = e.start_boot_ns;
+            }
         }
+        p.start_ts = (start != 0).then(|| self.wall(start));
+        p.user = self.user(h.uid, h.loginuid, container, h.pid);
+        p.ancestors = self.procs.ancestors(h.pid, MAX_ANCESTORS);
+        p
     }
 
     fn base(&mut self, h: &Header, kind: &str) -> Event {

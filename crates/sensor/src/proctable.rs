@@ -148,6 +148,15 @@ impl ProcTable {
         self.insert(e);
     }
 
+    /// Records `ppid` as the parent of `pid` (reparenting), loading `pid` first when unknown.
+    pub fn set_parent(&mut self, pid: u32, ppid: u32) {
+        if self.get_or_load(pid).is_some()
+            && let Some(e) = self.map.get_mut(&pid)
+        {
+            e.ppid = ppid;
+        }
+    }
+
     /// Marks `pid` exited; it is dropped a few seconds later.
     pub fn exit(&mut self, pid: u32) {
         if let Some(e) = self.map.get_mut(&pid) {
