@@ -24,12 +24,15 @@ fn can_run_ebpf() -> bool {
 }
 
 async fn start(backend: BackendChoice) -> (SensorHandle, Receiver<Event>) {
-    let mut h = Sensor::start(SensorConfig {
+    start_with(SensorConfig {
         backend,
         ..Default::default()
     })
     .await
-    .expect("sensor starts");
+}
+
+async fn start_with(cfg: SensorConfig) -> (SensorHandle, Receiver<Event>) {
+    let mut h = Sensor::start(cfg).await.expect("sensor starts");
     let rx = h.take_events().expect("events");
     (h, rx)
 }
@@ -645,14 +648,12 @@ async fn metadata_filled_without_docker_events() {
     }
     // No Docker event stream: the first events of the container find a cold cache, are held
     // while `docker inspect` runs in the background, and leave with the metadata filled in.
-    let mut h = Sensor::start(SensorConfig {
+    let (_h, mut rx) = start_with(SensorConfig {
         backend: BackendChoice::Ebpf,
         docker_events: false,
         ..Default::default()
     })
-    .await
-    .expect("sensor starts");
-    let mut rx = h.take_events().expect("events");
+    .await;
     let name = format!("vigil-sensor-cold-{}", std::process::id());
     let _ = docker(&["rm", "-f", &name]);
     let id = docker(&[
@@ -785,15 +786,13 @@ async fn without_syscall_events_processes_are_still_seen() {
     if !can_run_ebpf() {
         return;
     }
-    let mut h = Sensor::start(SensorConfig {
+    let (_h, mut rx) = start_with(SensorConfig {
         backend: BackendChoice::Ebpf,
         syscall_events: false,
         docker_events: false,
         ..Default::default()
     })
-    .await
-    .expect("sensor starts");
-    let mut rx = h.take_events().expect("events");
+    .await;
     let marker = format!("vigil-nosys-{}", std::process::id());
     let child = Command::new("/bin/sh")
         .arg("-c")
