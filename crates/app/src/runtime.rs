@@ -1,5 +1,6 @@
-//! Runtime detection wiring: sensor events → the detection rules → alerts into the pipeline, and
-//! Docker `container_start` events → the response engine's image block list.
+//! Runtime detection wiring: sensor events → the detection rules (on the sensor's thread) →
+//! alerts into the pipeline, and Docker `container_start` events → the response engine's image
+//! block list.
 
 use crate::{App, AppError, SensorBackend, SensorEnabled};
 use model::{Event, EventSource};
@@ -45,7 +46,36 @@ pub(crate) async fn start(app: &App, engine: Option<respond::Engine>) -> Result<
         syscall_events: cfg.sensor.syscall_events,
         ..Default::default()
     };
-    let mut handle = match sensor::Sensor::start(scfg).await {
+    // Rules run on the sensor's own thread, batch by batch, so a drain of the ring buffer wakes
+    // one thread; whatever has to wait (ingest, the response engine) is spawned.
+    let rt = tokio::runtime::Handle::current();
+    let consumer_app = app.clone();
+    let consumer = move |batch: Vec<Event>| {
+        let mut alerts = Vec::new();
+        for ev in &batch {
+            if let Some(eng) = &engine
+                && ev.source == EventSource::Docker
+                && ev.kind == "container_start"
+            {
+                let eng = eng.clone();
+                let ev = ev.clone();
+                rt.spawn(async move {
+                    eng.on_event(&ev).await;
+                });
+            }
+            alerts.extend(rules.detect(ev).iter().map(|d| d.to_alert(ev)));
+        }
+        if alerts.is_empty() {
+            return;
+        }
+        let app = consumer_app.clone();
+        rt.spawn(async move {
+            if let Err(e) = app.ingest(alerts).await {
+                tracing::warn!(error = %e, "runtime alerts not ingested");
+            }
+        });
+    };
+    let handle = match sensor::Sensor::start_with_consumer(scfg, Box::new(consumer)).await {
         Ok(h) => h,
         Err(e) if cfg.sensor.enabled == SensorEnabled::Auto => {
             tracing::warn!(error = %e, "sensor could not start; running without runtime detection");
@@ -54,44 +84,11 @@ pub(crate) async fn start(app: &App, engine: Option<respond::Engine>) -> Result<
         Err(e) => return Err(AppError::Unavailable(format!("sensor: {e}"))),
     };
     tracing::info!(backend = %handle.backend(), "sensor running");
-    let Some(mut events) = handle.take_events() else {
-        return Ok(());
-    };
-    let app = app.clone();
     let mut shutdown = app.inner.shutdown.subscribe();
     tokio::spawn(async move {
-        // The handle lives as long as the loop: dropping it stops the sensor.
-        let _handle = handle;
-        loop {
-            let ev: Event = tokio::select! {
-                e = events.recv() => match e {
-                    Some(e) => e,
-                    None => break,
-                },
-                _ = shutdown.changed() => break,
-            };
-            if let Some(eng) = &engine
-                && ev.source == EventSource::Docker
-                && ev.kind == "container_start"
-            {
-                let eng = eng.clone();
-                let ev = ev.clone();
-                tokio::spawn(async move {
-                    eng.on_event(&ev).await;
-                });
-            }
-            let detections = rules.detect(&ev);
-            if detections.is_empty() {
-                continue;
-            }
-            let alerts: Vec<_> = detections.iter().map(|d| d.to_alert(&ev)).collect();
-            let app = app.clone();
-            tokio::spawn(async move {
-                if let Err(e) = app.ingest(alerts).await {
-                    tracing::warn!(error = %e, "runtime alerts not ingested");
-                }
-            });
-        }
+        // Dropping the handle stops the sensor: keep it until shutdown.
+        let _ = shutdown.changed().await;
+        handle.stop();
     });
     Ok(())
 }

@@ -1,9 +1,15 @@
-//! Sensor benchmark:
-//! `cargo run --release -p vigil-sensor --example bench [-- [--no-syscall-events] EXECS [CONNECTS
-//! [OPENS [ROUNDS]]]]` (root; a count of 0 skips that storm; `--no-syscall-events` measures the
-//! sensor with process and Docker events only). Prints events/s captured, drops, slowdown, sensor and
-//! BPF CPU and p99 latency for an exec, a connect and an open storm, without and with the
-//! sensor (medians of ROUNDS alternating rounds, default 5). Also `vigil sensor --bench`.
+//! Sensor benchmark (root):
+//!
+//! `cargo run --release -p vigil-sensor --example bench -- [--no-syscall-events]
+//! [--drain-ms MS] [--stream] [EXECS [CONNECTS [OPENS [ROUNDS]]]]`
+//!
+//! Prints events/s captured, drops, slowdown, sensor and BPF CPU and p99 latency for an exec, a
+//! connect and an open storm, without and with the sensor (medians of ROUNDS alternating
+//! rounds, default 5). A count of 0 skips that storm. `--no-syscall-events` measures the sensor
+//! with process and Docker events only; `--drain-ms` sets how often the reader drains the ring
+//! buffer at the latest (default 4); `--stream` reads events through an `EventStream` as
+//! `vigil sensor` does, instead of a consumer on the sensor's thread as `vigil up` does. Also
+//! `vigil sensor --bench`.
 
 /// The allocator the `vigil` binary uses, so the figures are those of `vigil` itself.
 #[global_allocator]
@@ -17,6 +23,31 @@ fn main() -> std::process::ExitCode {
             false
         }
         None => true,
+    };
+    let stream = match args.iter().position(|a| a == "--stream") {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
+    let drain_ms = match args.iter().position(|a| a == "--drain-ms") {
+        Some(i) if i + 1 < args.len() => {
+            let v = args.remove(i + 1);
+            args.remove(i);
+            match v.parse::<u64>() {
+                Ok(ms) => Some(ms),
+                Err(_) => {
+                    eprintln!("--drain-ms wants a whole number of milliseconds, not `{v}`");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
+        Some(_) => {
+            eprintln!("--drain-ms wants a value");
+            return std::process::ExitCode::FAILURE;
+        }
+        None => None,
     };
     if args.get(1).map(String::as_str) == Some("--worker") {
         return match sensor::bench::worker_main(&args[2..]) {
@@ -36,8 +67,12 @@ fn main() -> std::process::ExitCode {
     let mut cfg = sensor::bench::BenchConfig {
         worker_cmd: vec![exe, "--worker".into()],
         syscall_events,
+        stream,
         ..Default::default()
     };
+    if let Some(ms) = drain_ms {
+        cfg.drain_interval = std::time::Duration::from_millis(ms);
+    }
     if let Some(n) = args.get(1).and_then(|s| s.parse().ok()) {
         cfg.execs = n;
     }

@@ -16,9 +16,11 @@
 //! storm's elapsed nanoseconds; [`worker_main`] implements that side.
 
 use crate::{BackendChoice, BpfProgramStats, Sensor, SensorConfig, SensorError};
+use model::Event;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Benchmark settings.
@@ -39,6 +41,12 @@ pub struct BenchConfig {
     pub backend: BackendChoice,
     /// Whether the sensor traces syscalls ([`SensorConfig::syscall_events`]).
     pub syscall_events: bool,
+    /// How often the sensor's reader drains the ring buffer at the latest
+    /// ([`SensorConfig::drain_interval`]).
+    pub drain_interval: Duration,
+    /// Read events through an [`crate::EventStream`] (as `vigil sensor` does) instead of a
+    /// consumer on the sensor's thread (as `vigil up` does).
+    pub stream: bool,
 }
 
 impl Default for BenchConfig {
@@ -51,6 +59,8 @@ impl Default for BenchConfig {
             rounds: 5,
             backend: BackendChoice::Ebpf,
             syscall_events: true,
+            drain_interval: SensorConfig::default().drain_interval,
+            stream: false,
         }
     }
 }
@@ -122,6 +132,10 @@ pub struct BenchReport {
     pub cpus: usize,
     /// Whether the sensor traced syscalls.
     pub syscall_events: bool,
+    /// How often the reader drained the ring buffer at the latest, in ms.
+    pub drain_ms: f64,
+    /// Whether events went through a stream rather than a consumer on the sensor's thread.
+    pub stream: bool,
     /// One entry per storm.
     pub storms: Vec<StormResult>,
 }
@@ -130,10 +144,16 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "vigil sensor benchmark — backend {}, {} CPUs, syscall events {} (medians of {} rounds without/with)",
+            "vigil sensor benchmark — backend {}, {} CPUs, syscall events {}, drain every {} ms, consumer {} (medians of {} rounds without/with)",
             self.backend,
             self.cpus,
             if self.syscall_events { "on" } else { "off" },
+            self.drain_ms,
+            if self.stream {
+                "behind a stream"
+            } else {
+                "on the sensor thread"
+            },
             self.storms.first().map_or(0, |s| s.rounds)
         )?;
         writeln!(
@@ -350,37 +370,60 @@ async fn worker(
     .map_err(|e| BenchError::Worker(e.to_string()))?
 }
 
+/// How a round's events reach the bench.
+enum Consumer {
+    Stream(tokio::task::JoinHandle<Vec<u64>>),
+    Inline(Arc<Mutex<Vec<u64>>>),
+}
+
 async fn sensor_round(
     cfg: &BenchConfig,
     storm: &'static str,
     ops: u32,
     backend: &mut String,
 ) -> Result<Round, BenchError> {
-    let mut h = Sensor::start(SensorConfig {
+    let scfg = SensorConfig {
         backend: cfg.backend,
         docker_events: false,
         channel_capacity: 1 << 20,
         syscall_events: cfg.syscall_events,
+        drain_interval: cfg.drain_interval,
         ..Default::default()
-    })
-    .await?;
+    };
+    // Latency of each event from the kernel's timestamp to the consumer.
+    fn latency(ev: &Event) -> u64 {
+        (chrono::Utc::now() - ev.ts)
+            .num_nanoseconds()
+            .unwrap_or(0)
+            .max(0) as u64
+    }
+    let (h, consumer) = if cfg.stream {
+        let mut h = Sensor::start(scfg).await?;
+        let mut rx = h
+            .take_events()
+            .ok_or_else(|| BenchError::Worker("event stream taken".into()))?;
+        let consumer = tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(1 << 16);
+            while let Some(ev) = rx.recv().await {
+                lat.push(latency(&ev));
+            }
+            lat
+        });
+        (h, Consumer::Stream(consumer))
+    } else {
+        let lat = Arc::new(Mutex::new(Vec::with_capacity(1 << 16)));
+        let sink = lat.clone();
+        let h = Sensor::start_with_consumer(
+            scfg,
+            Box::new(move |batch: Vec<Event>| {
+                let mut l = sink.lock().unwrap_or_else(|p| p.into_inner());
+                l.extend(batch.iter().map(latency));
+            }),
+        )
+        .await?;
+        (h, Consumer::Inline(lat))
+    };
     *backend = h.backend().to_string();
-    let mut rx = h
-        .take_events()
-        .ok_or_else(|| BenchError::Worker("event stream taken".into()))?;
-    let consumer = tokio::spawn(async move {
-        let mut n = 0u64;
-        let mut lat = Vec::with_capacity(1 << 16);
-        while let Some(ev) = rx.recv().await {
-            n += 1;
-            let d = (chrono::Utc::now() - ev.ts)
-                .num_nanoseconds()
-                .unwrap_or(0)
-                .max(0) as u64;
-            lat.push(d);
-        }
-        (n, lat)
-    });
     // Let the start-up (process table seed) settle before measuring.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = h.stats();
@@ -404,9 +447,11 @@ async fn sensor_round(
         })
         .collect();
     h.stop();
-    let (events, lat) = consumer
-        .await
-        .map_err(|e| BenchError::Worker(e.to_string()))?;
+    let lat = match consumer {
+        Consumer::Stream(t) => t.await.map_err(|e| BenchError::Worker(e.to_string()))?,
+        Consumer::Inline(l) => std::mem::take(&mut *l.lock().unwrap_or_else(|p| p.into_inner())),
+    };
+    let events = lat.len() as u64;
     Ok(Round {
         storm: d,
         storm_cpu,
@@ -542,6 +587,8 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
         backend,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         syscall_events: cfg.syscall_events,
+        drain_ms: cfg.drain_interval.as_secs_f64() * 1000.0,
+        stream: cfg.stream,
         storms,
     })
 }

@@ -168,10 +168,9 @@ pub(crate) fn run(
         // Records are submitted without a wakeup until a batch is waiting; drain at least every
         // `drain_every` so an event is never held longer.
         let r = rb.poll(cfg.drain_every).and_then(|()| rb.consume());
-        for ev in batch.borrow_mut().drain(..) {
-            shared.emit(ev);
-        }
-        enr.borrow_mut().flush(&mut |ev| shared.emit(ev));
+        let mut out = std::mem::take(&mut *batch.borrow_mut());
+        enr.borrow_mut().flush(&mut |ev| out.push(ev));
+        shared.emit_batch(out);
         if let Err(e) = r
             && !shared.stop.load(Ordering::Relaxed)
         {

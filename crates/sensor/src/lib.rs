@@ -108,14 +108,15 @@ mod procconn;
 pub mod proctable;
 #[cfg_attr(not(feature = "bpf"), allow(dead_code))] // the ring-buffer decoder
 mod raw;
+mod stream;
 
 pub use enrich::boot_ns;
+pub use stream::{EventConsumer, EventStream};
 
 use model::Event;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// Which backend to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -227,7 +228,7 @@ pub fn default_watch_prefixes() -> Vec<WatchPrefix> {
 pub struct SensorConfig {
     /// Which backend to run.
     pub backend: BackendChoice,
-    /// Capacity of the event channel handed to the consumer.
+    /// Events the consumer may fall behind before newer ones are dropped (see [`EventStream`]).
     pub channel_capacity: usize,
     /// Docker socket for container metadata and Docker events; `None` disables both.
     pub docker_socket: Option<String>,
@@ -298,10 +299,10 @@ pub enum SensorError {
 /// Counters shared by the backend thread, the Docker task and the handle.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    tx: mpsc::Sender<Event>,
-    pub(crate) stop: AtomicBool,
+    out: stream::Output,
+    /// Events delivered since start.
     events: AtomicU64,
-    channel_drops: AtomicU64,
+    pub(crate) stop: AtomicBool,
     pub(crate) ring_drops: AtomicU64,
     pub(crate) kernel_lost: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
@@ -311,19 +312,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Hands an event to the consumer; counts it, or counts the drop when the channel is full.
+    /// Hands an event to the consumer; counts it, or counts the drop when the consumer is
+    /// too far behind.
     pub(crate) fn emit(&self, ev: Event) {
-        match self.tx.try_send(ev) {
-            Ok(()) => {
-                self.events.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.channel_drops.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.stop.store(true, Ordering::Relaxed);
-            }
-        }
+        self.emit_batch(vec![ev]);
+    }
+
+    /// Hands events to the consumer in one piece (one wakeup); counts them, or the drops.
+    pub(crate) fn emit_batch(&self, batch: Vec<Event>) {
+        let n = self.out.send(batch, &self.stop);
+        self.events.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -366,7 +364,7 @@ pub struct BpfProgramStats {
 pub struct SensorHandle {
     backend: Backend,
     shared: Arc<Shared>,
-    events: Option<mpsc::Receiver<Event>>,
+    events: Option<EventStream>,
     thread: Option<std::thread::JoinHandle<()>>,
     docker_task: Option<tokio::task::JoinHandle<()>>,
     last: Mutex<(Instant, u64)>,
@@ -386,8 +384,9 @@ impl SensorHandle {
         self.backend
     }
 
-    /// The event stream (bounded); `None` once taken.
-    pub fn take_events(&mut self) -> Option<mpsc::Receiver<Event>> {
+    /// The event stream (bounded); `None` once taken, and for a sensor started with
+    /// [`Sensor::start_with_consumer`].
+    pub fn take_events(&mut self) -> Option<EventStream> {
         self.events.take()
     }
 
@@ -412,7 +411,7 @@ impl SensorHandle {
             events,
             events_per_sec: rate,
             ring_drops: self.shared.ring_drops.load(Ordering::Relaxed),
-            channel_drops: self.shared.channel_drops.load(Ordering::Relaxed),
+            channel_drops: self.shared.out.dropped(),
             lost: self.shared.kernel_lost.load(Ordering::Relaxed),
             decode_errors: self.shared.decode_errors.load(Ordering::Relaxed),
             bpf_run_ns: self.shared.bpf_run_ns.load(Ordering::Relaxed),
@@ -466,6 +465,26 @@ impl Sensor {
                 "channel_capacity: must be at least 1".into(),
             ));
         }
+        let (sink, rx) = stream::channel(cfg.channel_capacity);
+        Sensor::start_output(cfg, stream::Output::Stream(sink), Some(rx)).await
+    }
+
+    /// Like [`Sensor::start`], but hands every batch of events to `consumer` on the sensor's
+    /// own thread instead of through a stream: a drain of the ring buffer then wakes one
+    /// thread, not two. For consumers that are quick and never block, such as rule
+    /// evaluation that spawns whatever has to wait.
+    pub async fn start_with_consumer(
+        cfg: SensorConfig,
+        consumer: EventConsumer,
+    ) -> Result<SensorHandle, SensorError> {
+        Sensor::start_output(cfg, stream::Output::Inline(Mutex::new(consumer)), None).await
+    }
+
+    async fn start_output(
+        cfg: SensorConfig,
+        out: stream::Output,
+        events: Option<EventStream>,
+    ) -> Result<SensorHandle, SensorError> {
         let mode = cgroup::CgroupMode::detect();
         let rt = tokio::runtime::Handle::current();
         let docker = match &cfg.docker_socket {
@@ -485,12 +504,10 @@ impl Sensor {
             docker.clone(),
             Some(rt.clone()),
         ));
-        let (tx, rx) = mpsc::channel(cfg.channel_capacity);
         let shared = Arc::new(Shared {
-            tx,
-            stop: AtomicBool::new(false),
+            out,
             events: AtomicU64::new(0),
-            channel_drops: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
             ring_drops: AtomicU64::new(0),
             kernel_lost: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
@@ -528,7 +545,7 @@ impl Sensor {
         Ok(SensorHandle {
             backend,
             shared,
-            events: Some(rx),
+            events,
             thread: Some(thread),
             docker_task,
             last: Mutex::new((Instant::now(), 0)),

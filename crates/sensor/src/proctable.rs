@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How long an exited process stays in the table.
-const EXITED_TTL: Duration = Duration::from_secs(5);
+const EXITED_TTL: Duration = Duration::from_secs(2);
+/// Inserts between two sweeps of the exited entries.
+const SWEEP_EVERY: u32 = 1024;
 
 /// What the table knows about one process.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -63,15 +65,18 @@ pub struct ProcTable {
     map: HashMap<u32, ProcEntry>,
     capacity: usize,
     mode: CgroupMode,
+    /// Inserts since exited entries were last swept out.
+    inserts: u32,
 }
 
 impl ProcTable {
     /// An empty table holding at most `capacity` processes.
     pub fn new(capacity: usize, mode: CgroupMode) -> ProcTable {
         ProcTable {
-            map: HashMap::new(),
+            map: HashMap::with_capacity(capacity.clamp(64, 4096)),
             capacity: capacity.max(64),
             mode,
+            inserts: 0,
         }
     }
 
@@ -125,6 +130,12 @@ impl ProcTable {
 
     /// Inserts or replaces an entry.
     pub fn insert(&mut self, e: ProcEntry) {
+        self.inserts += 1;
+        if self.inserts >= SWEEP_EVERY {
+            // Exited processes leave soon, so that a storm of short-lived processes keeps
+            // the table (and its rehashing) small instead of filling it to capacity.
+            self.sweep();
+        }
         if self.map.len() >= self.capacity && !self.map.contains_key(&e.pid) {
             self.trim();
         }
@@ -189,13 +200,19 @@ impl ProcTable {
         out
     }
 
+    /// Drops exited entries past their time.
+    pub fn sweep(&mut self) {
+        self.inserts = 0;
+        let now = Instant::now();
+        self.map
+            .retain(|_, e| e.exited.is_none_or(|t| now.duration_since(t) < EXITED_TTL));
+    }
+
     /// Drops exited entries past their time; when full, brings the table down to three
     /// quarters of its capacity: exited entries first, then entries whose process is gone, then
     /// the youngest (they reload from `/proc` on demand).
     pub fn trim(&mut self) {
-        let now = Instant::now();
-        self.map
-            .retain(|_, e| e.exited.is_none_or(|t| now.duration_since(t) < EXITED_TTL));
+        self.sweep();
         let target = self.capacity * 3 / 4;
         if self.map.len() > target {
             self.map.retain(|_, e| e.exited.is_none());
@@ -319,5 +336,40 @@ mod tests {
             });
         }
         assert!(t.len() <= 64, "bounded: {}", t.len());
+    }
+
+    #[test]
+    fn exited_entries_are_swept_long_before_the_table_fills() {
+        let mut t = ProcTable::new(1_000_000, CgroupMode::detect());
+        for i in 0..100 {
+            t.insert(ProcEntry {
+                pid: 6_000_000 + i,
+                ..Default::default()
+            });
+            t.exit(6_000_000 + i);
+        }
+        // Exited just now: kept; exited long ago: gone at the next sweep.
+        t.insert(ProcEntry {
+            pid: 7_000_000,
+            ..Default::default()
+        });
+        t.exit(7_000_000);
+        for i in 0..100 {
+            if let Some(e) = t.map.get_mut(&(6_000_000 + i)) {
+                e.exited = Instant::now().checked_sub(EXITED_TTL * 2);
+            }
+        }
+        for i in 0..SWEEP_EVERY {
+            t.insert(ProcEntry {
+                pid: 8_000_000 + i,
+                ..Default::default()
+            });
+        }
+        assert!(t.get(6_000_000).is_none() && t.get(6_000_099).is_none());
+        assert!(
+            t.get(7_000_000).is_some(),
+            "a fresh exit stays for late events"
+        );
+        assert_eq!(t.len(), SWEEP_EVERY as usize + 1);
     }
 }

@@ -2,10 +2,10 @@
 //! (fails under VIGIL_REQUIRE_INTEGRATION=1).
 
 use model::Event;
+use sensor::EventStream;
 use sensor::{BackendChoice, Sensor, SensorConfig, SensorHandle};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::Receiver;
 
 fn can_run_ebpf() -> bool {
     if cfg!(not(feature = "bpf")) {
@@ -23,7 +23,7 @@ fn can_run_ebpf() -> bool {
     true
 }
 
-async fn start(backend: BackendChoice) -> (SensorHandle, Receiver<Event>) {
+async fn start(backend: BackendChoice) -> (SensorHandle, EventStream) {
     start_with(SensorConfig {
         backend,
         ..Default::default()
@@ -31,7 +31,7 @@ async fn start(backend: BackendChoice) -> (SensorHandle, Receiver<Event>) {
     .await
 }
 
-async fn start_with(cfg: SensorConfig) -> (SensorHandle, Receiver<Event>) {
+async fn start_with(cfg: SensorConfig) -> (SensorHandle, EventStream) {
     let mut h = Sensor::start(cfg).await.expect("sensor starts");
     let rx = h.take_events().expect("events");
     (h, rx)
@@ -39,7 +39,7 @@ async fn start_with(cfg: SensorConfig) -> (SensorHandle, Receiver<Event>) {
 
 /// Receives events until `want` holds for one (returns it) or the deadline passes.
 async fn wait_for(
-    rx: &mut Receiver<Event>,
+    rx: &mut EventStream,
     secs: u64,
     mut want: impl FnMut(&Event) -> bool,
 ) -> Option<Event> {
@@ -55,7 +55,7 @@ async fn wait_for(
 }
 
 /// Collects every event for `secs` seconds.
-async fn collect(rx: &mut Receiver<Event>, secs: u64) -> Vec<Event> {
+async fn collect(rx: &mut EventStream, secs: u64) -> Vec<Event> {
     let mut v = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {

@@ -132,6 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
                 BackendArg::Auto => sensor::BackendChoice::Ebpf,
                 b => backend(b),
             },
+            ..Default::default()
         };
         let report = sensor::bench::run(cfg).await?;
         println!("{report}");
