@@ -1542,10 +1542,13 @@ mod tests {
                 ancestors: if p.is_empty() {
                     Vec::new()
                 } else {
-                    vec![Ancestor {
-                        name: p.into(),
-                        ..Default::default()
-                    }]
+                    vec![
+                        Ancestor {
+                            name: p.into(),
+                            ..Default::default()
+                        }
+                        .into(),
+                    ]
                 },
                 ..Default::default()
             }),

@@ -931,9 +931,12 @@ mod tests {
                         },
                         ancestors: parents[j..]
                             .iter()
-                            .map(|p| Ancestor {
-                                name: p.to_string(),
-                                ..Default::default()
+                            .map(|p| {
+                                Ancestor {
+                                    name: p.to_string(),
+                                    ..Default::default()
+                                }
+                                .into()
                             })
                             .collect(),
                         exe_upper_layer: in_container && k % 3 == 0,

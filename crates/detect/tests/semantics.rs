@@ -196,11 +196,14 @@ fn exceptions() {
 ";
     let mut ev = exec("sh", &["run", "allowed"]);
     let set_parent = |ev: &mut Event, p: &str| {
-        ev.process.as_mut().unwrap().ancestors = vec![model::Ancestor {
-            pid: 1,
-            name: p.into(),
-            ..Default::default()
-        }];
+        ev.process.as_mut().unwrap().ancestors = vec![
+            model::Ancestor {
+                pid: 1,
+                name: p.into(),
+                ..Default::default()
+            }
+            .into(),
+        ];
     };
     let (rules, report) = load(&[f]);
     assert!(!report.has_errors(), "{report}");
@@ -487,11 +490,14 @@ fn operators_and_transformers() {
             name: "Curl".into(),
             exepath: "/usr/bin/curl".into(),
             args: vec!["aGVsbG8=".into()],
-            ancestors: vec![model::Ancestor {
-                pid: 1,
-                name: "Curl".into(),
-                ..Default::default()
-            }],
+            ancestors: vec![
+                model::Ancestor {
+                    pid: 1,
+                    name: "Curl".into(),
+                    ..Default::default()
+                }
+                .into(),
+            ],
             ..Default::default()
         }),
         fd: Some(FdInfo {

@@ -14,6 +14,7 @@
 use crate::Time;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Where an event came from; matches a Falco rule's `source`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -126,9 +127,10 @@ pub struct ProcessInfo {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group: String,
     /// Ancestors, parent first (`proc.pname` = `ancestors[0].name`, `proc.aname[n]` =
-    /// `ancestors[n-1].name`).
+    /// `ancestors[n-1].name`). Shared with the sensor's process table, so an event costs no
+    /// copy of its ancestry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ancestors: Vec<Ancestor>,
+    pub ancestors: Vec<Arc<Ancestor>>,
 }
 
 /// The user of a process (`user.*`).

@@ -822,7 +822,7 @@ impl Field {
         let c = ev.container.as_ref();
         let on_host = c.is_none() && ev.source == EventSource::Syscall;
         let ancestor = |n: u32| -> Option<&'a crate::Ancestor> {
-            p.and_then(|p| p.ancestors.get((n as usize).checked_sub(1)?))
+            p.and_then(|p| p.ancestors.get((n as usize).checked_sub(1)?).map(|a| &**a))
         };
         // For multi-valued ancestor fields: index i means aname[i+1]... but aname without
         // index covers ancestors only (Falco: any ancestor, excluding the process itself).
@@ -1361,12 +1361,14 @@ mod tests {
                         name: "sh".into(),
                         exepath: "/bin/sh".into(),
                         cmdline: "sh -c run".into(),
-                    },
+                    }
+                    .into(),
                     Ancestor {
                         pid: 1,
                         name: "containerd-shim".into(),
                         ..Default::default()
-                    },
+                    }
+                    .into(),
                 ],
                 ..Default::default()
             }),

@@ -8,6 +8,7 @@
 use crate::cgroup::{self, CgroupMode};
 use model::Ancestor;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long an exited process stays in the table.
@@ -50,12 +51,29 @@ pub struct ProcEntry {
     pub exe_writable: bool,
     /// When the exit was seen.
     pub(crate) exited: Option<Instant>,
+    /// This process as its children's events show it, built on first use and shared by all
+    /// of them.
+    pub(crate) as_ancestor: std::cell::OnceCell<Arc<Ancestor>>,
 }
 
 impl ProcEntry {
     /// `argv` joined by spaces (`proc.cmdline` style).
     pub fn cmdline(&self) -> String {
         self.argv.join(" ")
+    }
+
+    /// This process as an ancestor of another (shared, built once per entry).
+    pub fn as_ancestor(&self) -> Arc<Ancestor> {
+        self.as_ancestor
+            .get_or_init(|| {
+                Arc::new(Ancestor {
+                    pid: self.pid,
+                    name: self.name.clone(),
+                    exepath: self.exepath.clone(),
+                    cmdline: self.cmdline(),
+                })
+            })
+            .clone()
     }
 }
 
@@ -153,6 +171,7 @@ impl ProcTable {
         };
         e.ppid = parent;
         e.pid = child;
+        e.as_ancestor = std::cell::OnceCell::new();
         e.vpid = None;
         e.exited = None;
         e.start_boot_ns = start_boot_ns;
@@ -176,7 +195,7 @@ impl ProcTable {
     }
 
     /// Ancestors of `pid`, parent first, at most `max`.
-    pub fn ancestors(&mut self, pid: u32, max: usize) -> Vec<Ancestor> {
+    pub fn ancestors(&mut self, pid: u32, max: usize) -> Vec<Arc<Ancestor>> {
         let mut out = Vec::new();
         let mut cur = self.get(pid).map(|e| e.ppid);
         while let Some(pp) = cur {
@@ -186,12 +205,7 @@ impl ProcTable {
             let Some(e) = self.get_or_load(pp) else {
                 break;
             };
-            out.push(Ancestor {
-                pid: e.pid,
-                name: e.name.clone(),
-                exepath: e.exepath.clone(),
-                cmdline: e.cmdline(),
-            });
+            out.push(e.as_ancestor());
             if e.ppid == pp {
                 break;
             }
@@ -295,6 +309,7 @@ pub fn read_proc(pid: u32, mode: CgroupMode) -> Option<ProcEntry> {
         exe_upper_layer: false,
         exe_writable: false,
         exited: None,
+        as_ancestor: Default::default(),
     })
 }
 

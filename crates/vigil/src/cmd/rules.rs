@@ -461,11 +461,14 @@ fn process(r: &mut Rng, in_container: bool) -> ProcessInfo {
         ancestors: parents[..depth]
             .iter()
             .enumerate()
-            .map(|(k, n)| Ancestor {
-                pid: 900 - k as u32,
-                name: n.to_string(),
-                exepath: format!("/usr/bin/{n}"),
-                cmdline: n.to_string(),
+            .map(|(k, n)| {
+                Ancestor {
+                    pid: 900 - k as u32,
+                    name: n.to_string(),
+                    exepath: format!("/usr/bin/{n}"),
+                    cmdline: n.to_string(),
+                }
+                .into()
             })
             .collect(),
         exe_upper_layer: in_container && r.below(100) == 0,
