@@ -48,7 +48,7 @@
 //!
 //! # Benchmark
 //!
-//! `cargo run --release -p vigil-sensor --example bench [-- EXECS [CONNECTS [OPENS [ROUNDS]]]]`
+//! `cargo run --release -p vigil-sensor --example sensor_bench [-- EXECS [CONNECTS [OPENS [ROUNDS]]]]`
 //! or `vigil sensor --bench` (root): exec, connect and open storms without and with the
 //! sensor, medians of alternating rounds; see [`mod@bench`].
 //!

@@ -44,7 +44,7 @@ enum Command {
 
 /// mimalloc: the sensor and the intake allocate many small, short-lived values per event and
 /// per alert; with it the sensor's user-space CPU per connect event is about 40% lower than
-/// with glibc's allocator (`cargo run --release -p vigil-sensor --example bench`).
+/// with glibc's allocator (`cargo run --release -p vigil-sensor --example sensor_bench`).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

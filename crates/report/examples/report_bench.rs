@@ -1,7 +1,7 @@
 //! Renders an incident with 10,000 timeline entries (the cryptominer exercise plus synthetic
 //! entries) as Markdown, HTML, PDF and JSON and prints how long each took.
 //!
-//! `cargo run --release -p vigil-report --example bench [-- ENTRIES [DIR]]` (with DIR, the
+//! `cargo run --release -p vigil-report --example report_bench [-- ENTRIES [DIR]]` (with DIR, the
 //! reports are also written there as `bench.<ext>`).
 
 use report::{Format, Options, render};

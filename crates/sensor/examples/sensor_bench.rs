@@ -1,6 +1,6 @@
 //! Sensor benchmark (root):
 //!
-//! `cargo run --release -p vigil-sensor --example bench -- [--no-syscall-events]
+//! `cargo run --release -p vigil-sensor --example sensor_bench -- [--no-syscall-events]
 //! [--drain-ms MS] [--stream] [EXECS [CONNECTS [OPENS [ROUNDS]]]]`
 //!
 //! Prints events/s captured, drops, slowdown, sensor and BPF CPU and p99 latency for an exec, a

@@ -1,7 +1,7 @@
 //! Store write benchmark: durable alert upserts per second.
 //!
 //! ```text
-//! cargo run --release -p vigil-store --example bench [-- STORE_URL [SECONDS]]
+//! cargo run --release -p vigil-store --example store_bench [-- STORE_URL [SECONDS]]
 //! ```
 //!
 //! Without a URL it uses a fresh SQLite file in a temporary directory. Two runs: single-alert
