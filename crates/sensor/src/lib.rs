@@ -48,7 +48,8 @@
 //!
 //! # Benchmark
 //!
-//! `cargo run --release -p vigil-sensor --example sensor_bench [-- EXECS [CONNECTS [OPENS [ROUNDS]]]]`
+//! `cargo run --release -p vigil-sensor --example sensor_bench [-- [OPTIONS] EXECS [CONNECTS [OPENS
+//! [ROUNDS]]]]`
 //! or `vigil sensor --bench` (root): exec, connect and open storms without and with the
 //! sensor, medians of alternating rounds; see [`mod@bench`].
 //!
@@ -88,12 +89,29 @@
 //! # let _ = stats; Ok(()) }
 //! ```
 //!
+//! A consumer that is quick and never blocks (rule evaluation that spawns what has to wait)
+//! can run on the reader thread instead, so that a drain wakes one thread rather than two:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sensor::SensorError> {
+//! let handle = sensor::Sensor::start_with_consumer(
+//!     sensor::SensorConfig::default(),
+//!     Box::new(|batch: Vec<model::Event>| {
+//!         for ev in &batch {
+//!             let _ = ev; // evaluate rules
+//!         }
+//!     }),
+//! )
+//! .await?;
+//! # drop(handle); Ok(()) }
+//! ```
+//!
 //! Records are handed to user space in batches: the kernel wakes the reader once a batch is
 //! waiting, and the reader drains at least every [`SensorConfig::drain_interval`] (4 ms), which
 //! bounds the latency. The reader thread runs at [`SensorConfig::reader_nice`].
 //!
-//! The handle stops the sensor when dropped (or by [`SensorHandle::stop`]). Events the consumer
-//! does not take fast enough are dropped at the bounded channel and counted in
+//! The handle stops the sensor when dropped (or by [`SensorHandle::stop`]). Events a stream's
+//! reader does not take fast enough are dropped at its bound and counted in
 //! [`SensorStats::channel_drops`]; events the kernel could not hand over are counted in
 //! [`SensorStats::ring_drops`].
 
