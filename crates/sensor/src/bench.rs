@@ -91,6 +91,9 @@ pub struct StormResult {
     pub sensor_secs: f64,
     /// Wall-clock slowdown: median over the rounds of `(with - without) / without`, in %.
     pub slowdown_pct: f64,
+    /// First and third quartiles of the per-round wall-clock slowdown, in %: how far rounds
+    /// of the same build spread on this machine.
+    pub slowdown_quartiles_pct: (f64, f64),
     /// CPU-time slowdown: median over the rounds of the increase of the storm's own CPU time
     /// (user + system of its processes, including the BPF programs run in its syscalls), in %.
     pub cpu_slowdown_pct: f64,
@@ -199,6 +202,11 @@ impl fmt::Display for BenchReport {
             )?;
         }
         for s in &self.storms {
+            writeln!(
+                f,
+                "  {:<7} wall slowdown of single rounds: quartiles {:.1}% to {:.1}%",
+                s.storm, s.slowdown_quartiles_pct.0, s.slowdown_quartiles_pct.1
+            )?;
             if s.programs.is_empty() {
                 continue;
             }
@@ -303,6 +311,16 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+/// First and third quartiles (nearest rank) of `v`; zeros when empty.
+fn quartiles(mut v: Vec<f64>) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.25), at(0.75))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -547,6 +565,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
                     .map(|r| r.storm.as_secs_f64())
                     .collect(),
             ),
+            slowdown_quartiles_pct: quartiles(wall_ratio.clone()),
             slowdown_pct: median(wall_ratio),
             cpu_slowdown_pct: median(cpu_ratio),
             // Per round, then the median: one round stretched by something outside the
@@ -671,5 +690,20 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
             Ok(t0.elapsed().as_nanos() as u64)
         }
         other => Err(format!("unknown storm `{other}` (exec, connect or open)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quartiles_and_median_of_round_figures() {
+        assert_eq!(quartiles(Vec::new()), (0.0, 0.0));
+        assert_eq!(quartiles(vec![5.0]), (5.0, 5.0));
+        let v = vec![9.0, 1.0, 5.0, 3.0, 7.0];
+        assert_eq!(quartiles(v.clone()), (3.0, 7.0));
+        assert_eq!(median(v), 5.0);
+        assert_eq!(median(vec![1.0, 2.0, 3.0, 10.0]), 2.5);
     }
 }
