@@ -271,13 +271,15 @@ pub(crate) fn run(
     let mut last_scan = Instant::now();
     tracing::info!("proc connector sensor running");
     while !shared.stop.load(Ordering::Relaxed) {
+        // What one pass produces is handed over in one piece, as the eBPF reader does.
+        let mut out = Vec::new();
         match conn.recv(&mut buf) {
             Ok(0) => {}
             Ok(n) => {
                 for (ts, ev) in parse(&buf[..n]) {
                     let ts = (ts as i64 + mono_to_boot).max(0) as u64;
                     if let Some(raw) = to_raw(&mut enr, ev, ts, mode) {
-                        enr.handle(raw, &mut |e| shared.emit(e));
+                        enr.handle(raw, &mut |e| out.push(e));
                     }
                 }
             }
@@ -289,13 +291,14 @@ pub(crate) fn run(
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        enr.flush(&mut |e| shared.emit(e));
+        enr.flush(&mut |e| out.push(e));
         if last_scan.elapsed() >= scan_every {
             last_scan = Instant::now();
             for raw in scanner.scan() {
-                enr.handle(raw, &mut |e| shared.emit(e));
+                enr.handle(raw, &mut |e| out.push(e));
             }
         }
+        shared.emit_batch(out);
     }
 }
 
