@@ -4,8 +4,9 @@
 //! listen: 127.0.0.1:9093          # Alertmanager's port, so Prometheus and amtool find it
 //! data_dir: ./vigil-data
 //! store: sqlite://./vigil-data/vigil.db   # default; or postgres://user:pw@host/db
-//!                                 # ?synchronous=normal: no fsync per commit (survives kill -9,
-//!                                 # not power loss); default full
+//!                                 # ?synchronous=tiered (default): fsync every state commit,
+//!                                 # alert intake within 100 ms; =full: fsync every commit;
+//!                                 # =normal: fsync at checkpoints. All survive kill -9.
 //! api_token: s3cret               # required for mutating requests when set; generated when
 //!                                 # listening on a non-loopback address without one
 //! resolve_timeout: 5m             # alerts not re-sent resolve after this

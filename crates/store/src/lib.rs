@@ -9,9 +9,12 @@
 //! | `/abs/path.db`, `relative/path.db` (no scheme) | SQLite file |
 //! | `postgres://user:pw@host:port/db`, `postgresql://…` | PostgreSQL (no TLS; loopback or private network) |
 //!
-//! **Durability.** Every method that returns `Ok` has committed what it wrote: SQLite runs in WAL
-//! mode with `synchronous=FULL` (the WAL is fsynced at each commit), PostgreSQL commits with its
-//! default `synchronous_commit=on`. A `kill -9` right after an `Ok` loses nothing.
+//! **Durability.** Every method that returns `Ok` has committed what it wrote, and a `kill -9`
+//! right after an `Ok` loses nothing. SQLite runs in WAL mode; by default ([`SqliteSync::Tiered`])
+//! every commit that changes incidents, actions or evidence fsyncs the WAL before it returns, and
+//! alert intake alone is fsynced within [`SqliteSync::INTAKE_SYNC_WITHIN`] (or when the writer
+//! goes idle), so power loss can cost at most the last moments of alert intake. PostgreSQL commits
+//! with its default `synchronous_commit=on`.
 //!
 //! **Throughput.** SQLite writes go to one writer thread that does group commit: all writes queued
 //! while the previous commit was syncing share the next transaction and its single fsync, each in
@@ -50,11 +53,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// How a SQLite commit is made durable (`?synchronous=` in a SQLite store URL).
+///
+/// Every mode survives `kill -9` of Vigil: a commit has written its WAL frames to the kernel
+/// before the write is acknowledged. The modes differ in when the WAL is fsynced, which is what
+/// survives the machine losing power.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SqliteSync {
-    /// `synchronous=FULL` (default): the WAL is fsynced at every commit; an acknowledged write
-    /// survives a crash of the process and of the machine (power loss).
+    /// `synchronous=tiered` (default): a commit that changes incidents, actions, evidence or any
+    /// other state fsyncs the WAL before it is acknowledged. A commit of alert intake alone
+    /// (appends to the alert log, which Prometheus and Falco re-send anyway) is acknowledged once
+    /// written, and the writer fsyncs the WAL with the first commit after
+    /// [`SqliteSync::INTAKE_SYNC_WITHIN`] and when it goes idle, so power loss can take at most
+    /// the last ~250 ms of alert intake and nothing else.
     #[default]
+    Tiered,
+    /// `synchronous=FULL`: the WAL is fsynced at every commit; every acknowledged write survives
+    /// a crash of the process and of the machine (power loss).
     Full,
     /// `synchronous=NORMAL`: the WAL is fsynced at checkpoints only; an acknowledged write
     /// survives `kill -9` of Vigil (the kernel holds it), but the last commits can be lost if the
@@ -63,32 +77,39 @@ pub enum SqliteSync {
 }
 
 impl SqliteSync {
-    /// The PRAGMA value.
-    pub fn pragma(self) -> &'static str {
+    /// In `tiered` mode, the longest a busy writer goes between WAL fsyncs while it commits
+    /// alert intake alone.
+    pub const INTAKE_SYNC_WITHIN: std::time::Duration = std::time::Duration::from_millis(100);
+
+    /// Whether a commit must fsync the WAL, given whether it carries anything but alert intake
+    /// (`state`) and how long ago the WAL was last fsynced.
+    pub fn fsync_commit(self, state: bool, since_last_fsync: std::time::Duration) -> bool {
         match self {
-            SqliteSync::Full => "FULL",
-            SqliteSync::Normal => "NORMAL",
+            SqliteSync::Full => true,
+            SqliteSync::Normal => false,
+            SqliteSync::Tiered => state || since_last_fsync >= Self::INTAKE_SYNC_WITHIN,
         }
     }
 
-    /// Reads `synchronous=full|normal` from a SQLite URL's query string (default full).
+    /// Reads `synchronous=tiered|full|normal` from a SQLite URL's query string (default tiered).
     pub fn from_url(url: &str) -> Result<SqliteSync, StoreError> {
         let Some((_, query)) = url.split_once('?') else {
-            return Ok(SqliteSync::Full);
+            return Ok(SqliteSync::default());
         };
         for pair in query.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             if k == "synchronous" {
                 return match v.to_ascii_lowercase().as_str() {
+                    "tiered" => Ok(SqliteSync::Tiered),
                     "full" => Ok(SqliteSync::Full),
                     "normal" => Ok(SqliteSync::Normal),
                     _ => Err(StoreError::Config(format!(
-                        "store URL {url:?}: synchronous={v:?}: expected full or normal"
+                        "store URL {url:?}: synchronous={v:?}: expected tiered, full or normal"
                     ))),
                 };
             }
         }
-        Ok(SqliteSync::Full)
+        Ok(SqliteSync::default())
     }
 }
 
@@ -122,7 +143,7 @@ impl StoreLocation {
         } else {
             u
         };
-        // Query parameters: `synchronous=full|normal` (see [`SqliteSync`]); others
+        // Query parameters: `synchronous=tiered|full|normal` (see [`SqliteSync`]); others
         // (`?mode=rwc`) are ignored, the store sets its own options.
         SqliteSync::from_url(u)?;
         let path = path.split('?').next().unwrap_or(path);
@@ -145,7 +166,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 
 /// Opens (creating if needed) a SQLite store at `path`, applying pending migrations.
 pub async fn open_sqlite(path: impl AsRef<Path>) -> Result<Arc<dyn Store>, StoreError> {
-    open_sqlite_with(path, SqliteSync::Full).await
+    open_sqlite_with(path, SqliteSync::default()).await
 }
 
 /// Opens a SQLite store with the given commit durability.
@@ -168,6 +189,10 @@ mod tests {
     fn synchronous_parameter() {
         assert_eq!(
             SqliteSync::from_url("sqlite://a.db").unwrap(),
+            SqliteSync::Tiered
+        );
+        assert_eq!(
+            SqliteSync::from_url("sqlite://a.db?synchronous=full").unwrap(),
             SqliteSync::Full
         );
         assert_eq!(
@@ -176,6 +201,17 @@ mod tests {
         );
         let e = StoreLocation::parse("sqlite://a.db?synchronous=off").unwrap_err();
         assert!(e.to_string().contains("synchronous"), "{e}");
+    }
+
+    #[test]
+    fn tiered_fsyncs_state_at_once_and_intake_within_its_bound() {
+        use std::time::Duration;
+        let t = SqliteSync::Tiered;
+        assert!(t.fsync_commit(true, Duration::ZERO));
+        assert!(!t.fsync_commit(false, Duration::from_millis(5)));
+        assert!(t.fsync_commit(false, SqliteSync::INTAKE_SYNC_WITHIN));
+        assert!(SqliteSync::Full.fsync_commit(false, Duration::ZERO));
+        assert!(!SqliteSync::Normal.fsync_commit(true, Duration::from_secs(60)));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! One dedicated writer thread owns the only writing connection and does *group commit*: it takes
 //! every write queued while the previous commit was syncing, runs each in its own savepoint inside
-//! one transaction, commits once (one WAL fsync, `synchronous=FULL`), and only then answers every
-//! waiter. A write that fails rolls back to its savepoint without disturbing the others in the
+//! one transaction, commits once, and only then answers every waiter. Whether that commit fsyncs
+//! the WAL follows [`crate::SqliteSync`]: by default a group that changes any state does, and a
+//! group of alert intake alone does when the last fsync is [`crate::SqliteSync::INTAKE_SYNC_WITHIN`]
+//! old (the idle fold fsyncs what is left). A write that fails rolls back to its savepoint without disturbing the others in the
 //! batch. Reads run on a small pool of read-only connections through `spawn_blocking`; WAL lets them
 //! proceed while the writer commits, and each read sees every commit acknowledged before it began.
 //!
@@ -55,12 +57,16 @@ trait WriteJob: Send {
     fn fail(self: Box<Self>, error: String);
     /// Whether the alert log must be folded into `alerts` before this job runs.
     fn needs_fold(&self) -> bool;
+    /// Whether the job writes anything but alert intake (its commit then fsyncs in tiered mode).
+    fn changes_state(&self) -> bool;
 }
 
 struct Job<F, R> {
     f: F,
     reply: oneshot::Sender<Result<R, StoreError>>,
     fold: bool,
+    /// False for alert intake only.
+    state: bool,
 }
 
 impl<F, R> WriteJob for Job<F, R>
@@ -105,6 +111,10 @@ where
 
     fn needs_fold(&self) -> bool {
         self.fold
+    }
+
+    fn changes_state(&self) -> bool {
+        self.state
     }
 }
 
@@ -154,7 +164,7 @@ impl SqliteStore {
     /// pending migrations and starts the writer thread. Blocking; see [`crate::open_sqlite`] for
     /// the async form.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(path, crate::SqliteSync::Full)
+        SqliteStore::open_with(path, crate::SqliteSync::default())
     }
 
     /// Opens (creating if needed) the database at `path` with the given commit durability and
@@ -206,7 +216,7 @@ impl SqliteStore {
         conn.execute_batch(&format!(
             "PRAGMA synchronous={}; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;
              PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=20000;",
-            sync.pragma()
+            sync_pragma(sync.fsync_commit(true, std::time::Duration::ZERO))
         ))
         .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -231,9 +241,10 @@ impl SqliteStore {
         let unfolded = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
         let writer_unfolded = unfolded.clone();
+        let writer_path = path.clone();
         std::thread::Builder::new()
             .name("vigil-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, writer_unfolded))
+            .spawn(move || writer_loop(conn, rx, writer_unfolded, sync, &writer_path))
             .map_err(|e| StoreError::Backend(format!("cannot start SQLite writer: {e}")))?;
         let (stop, stopped) = mpsc::channel::<()>();
         let cp_path = path.clone();
@@ -258,7 +269,17 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.write_job(f, false).await
+        self.write_job(f, false, true).await
+    }
+
+    /// Like [`Self::write`], for alert intake alone (appends to the alert log): in tiered mode
+    /// its commit need not fsync at once.
+    async fn write_intake<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.write_job(f, false, false).await
     }
 
     /// Like [`Self::write`], for a write that changes `alerts` itself: the alert log is folded
@@ -268,7 +289,7 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.write_job(f, true).await
+        self.write_job(f, true, true).await
     }
 
     /// Makes sure every alert acknowledged so far is in `alerts` (a no-op when the log is empty).
@@ -279,14 +300,19 @@ impl SqliteStore {
         self.write_folded(|_| Ok(())).await
     }
 
-    async fn write_job<R, F>(&self, f: F, fold: bool) -> Result<R, StoreError>
+    async fn write_job<R, F>(&self, f: F, fold: bool, state: bool) -> Result<R, StoreError>
     where
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         self.writer
-            .send(Box::new(Job { f, reply, fold }))
+            .send(Box::new(Job {
+                f,
+                reply,
+                fold,
+                state,
+            }))
             .map_err(|_| StoreError::Backend("SQLite writer has stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Backend("SQLite writer has stopped".into()))?
@@ -361,14 +387,90 @@ fn fold_log_upto(conn: &Connection, last: i64) -> Result<u64, StoreError> {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>, unfolded: Arc<AtomicU64>) {
+/// The `PRAGMA synchronous` value for a commit that does or does not fsync the WAL.
+fn sync_pragma(fsync: bool) -> &'static str {
+    if fsync { "FULL" } else { "NORMAL" }
+}
+
+/// The writer connection's `PRAGMA synchronous`, set only when a commit needs the other value.
+struct CommitSync {
+    mode: crate::SqliteSync,
+    /// Whether the connection is at `FULL` now.
+    full: bool,
+    /// When a commit last fsynced the WAL.
+    last_fsync: std::time::Instant,
+    /// Whether a commit since then left the WAL unsynced.
+    dirty: bool,
+    /// The WAL file, to fsync directly when the writer goes idle with unsynced commits.
+    wal: PathBuf,
+}
+
+impl CommitSync {
+    /// Sets the pragma for the next commit (outside a transaction); returns whether it fsyncs.
+    fn prepare(&mut self, conn: &Connection, state: bool) -> bool {
+        let full = self.mode.fsync_commit(state, self.last_fsync.elapsed());
+        if full != self.full {
+            match conn.execute_batch(&format!("PRAGMA synchronous={}", sync_pragma(full))) {
+                Ok(()) => self.full = full,
+                Err(e) => tracing::error!(error = %e, "cannot set PRAGMA synchronous"),
+            }
+        }
+        self.full
+    }
+
+    /// Records a successful commit made after [`Self::prepare`].
+    fn committed(&mut self, fsynced: bool) {
+        if fsynced {
+            self.last_fsync = std::time::Instant::now();
+            self.dirty = false;
+        } else {
+            self.dirty = true;
+        }
+    }
+
+    /// The writer is idle: fsyncs the WAL if a commit left it unsynced (tiered mode only;
+    /// `normal` leaves it to checkpoints).
+    fn settle(&mut self) {
+        if !self.dirty || self.mode != crate::SqliteSync::Tiered {
+            return;
+        }
+        match std::fs::File::open(&self.wal).and_then(|f| f.sync_data()) {
+            Ok(()) => self.committed(true),
+            Err(e) => {
+                tracing::warn!(error = %e, wal = %self.wal.display(), "cannot fsync the SQLite WAL")
+            }
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Box<dyn WriteJob>>,
+    unfolded: Arc<AtomicU64>,
+    mode: crate::SqliteSync,
+    path: &Path,
+) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut sync = CommitSync {
+        mode,
+        full: mode.fsync_commit(true, std::time::Duration::ZERO),
+        last_fsync: std::time::Instant::now(),
+        dirty: false,
+        wal: wal.into(),
+    };
     loop {
         let first = match rx.recv_timeout(IDLE_FOLD) {
             Ok(j) => j,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if unfolded.load(Ordering::SeqCst) > 0 {
-                    fold_alone(&conn, &unfolded);
+                    // Idle: this commit also fsyncs whatever intake was only written so far.
+                    let fsync = sync.prepare(&conn, true);
+                    if fold_alone(&conn, &unfolded) {
+                        sync.committed(fsync);
+                    }
                 }
+                sync.settle();
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -380,6 +482,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>, unfolded
                 Err(_) => break,
             }
         }
+        let fsync = sync.prepare(&conn, jobs.iter().any(|j| j.changes_state()));
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let msg = format!("sqlite: cannot begin: {e}");
             tracing::error!(error = %msg, "SQLite write batch failed");
@@ -428,6 +531,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>, unfolded
         });
         if commit.is_ok() {
             unfolded.fetch_sub(folded, Ordering::SeqCst);
+            sync.committed(fsync);
         }
         for d in done {
             d(commit.clone());
@@ -436,8 +540,9 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>, unfolded
     tracing::debug!("SQLite writer stopped");
 }
 
-/// Folds the alert log in a transaction of its own (the writer is idle).
-fn fold_alone(conn: &Connection, unfolded: &AtomicU64) {
+/// Folds the alert log in a transaction of its own (the writer is idle); returns whether it
+/// committed.
+fn fold_alone(conn: &Connection, unfolded: &AtomicU64) -> bool {
     let r = conn
         .execute_batch("BEGIN IMMEDIATE")
         .map_err(backend)
@@ -446,10 +551,12 @@ fn fold_alone(conn: &Connection, unfolded: &AtomicU64) {
     match r {
         Ok(n) => {
             unfolded.fetch_sub(n, Ordering::SeqCst);
+            true
         }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             tracing::error!(error = %e, "Folding the SQLite alert log failed.");
+            false
         }
     }
 }
@@ -622,7 +729,7 @@ impl Store for SqliteStore {
         // Counted before the append can commit, so a read never misses an acknowledged alert.
         self.unfolded.fetch_add(n, Ordering::SeqCst);
         let r = self
-            .write(move |conn| {
+            .write_intake(move |conn| {
                 let mut stmt = conn
                     .prepare_cached(
                         "INSERT INTO alert_log

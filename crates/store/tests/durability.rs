@@ -142,6 +142,16 @@ fn kill9_loses_no_acknowledged_alert_sqlite() {
 }
 
 #[test]
+fn kill9_loses_no_acknowledged_alert_sqlite_synchronous_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?synchronous=full",
+        dir.path().join("vigil.db").display()
+    );
+    kill9_during_burst(&url);
+}
+
+#[test]
 fn kill9_loses_no_acknowledged_alert_sqlite_synchronous_normal() {
     // Without an fsync per commit the kernel still holds every committed WAL frame, so killing
     // the process loses nothing (only a power loss could).
