@@ -44,8 +44,11 @@ pub(crate) async fn start(app: &App, engine: Option<respond::Engine>) -> Result<
             SensorBackend::Proc => sensor::BackendChoice::Proc,
         },
         syscall_events: cfg.sensor.syscall_events,
+        // Only what the rules can match is built (Falco's interest set).
+        event_types: rules.event_types(EventSource::Syscall),
         ..Default::default()
     };
+    let scfg_types = scfg.event_types.clone();
     // Rules run on the sensor's own thread, batch by batch, so a drain of the ring buffer wakes
     // one thread; whatever has to wait (ingest, the response engine) is spawned.
     let rt = tokio::runtime::Handle::current();
@@ -83,7 +86,11 @@ pub(crate) async fn start(app: &App, engine: Option<respond::Engine>) -> Result<
         }
         Err(e) => return Err(AppError::Unavailable(format!("sensor: {e}"))),
     };
-    tracing::info!(backend = %handle.backend(), "sensor running");
+    tracing::info!(
+        backend = %handle.backend(),
+        event_types = ?scfg_types,
+        "sensor running (event types the rules can match; None: all)"
+    );
     let mut shutdown = app.inner.shutdown.subscribe();
     tokio::spawn(async move {
         // Dropping the handle stops the sensor: keep it until shutdown.

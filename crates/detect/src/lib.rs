@@ -519,6 +519,24 @@ impl RuleSet {
         self.compiled.iter().filter(|c| c.rule.enabled).count()
     }
 
+    /// The event types of `source` that some enabled rule can match, sorted (Falco's "interest
+    /// set"): a sensor need not build events of other types for these rules. `None` when a rule
+    /// can match events of any type (its condition does not pin `evt.type`).
+    pub fn event_types(&self, source: EventSource) -> Option<Vec<String>> {
+        let idx = &self.index[source_slot(source)];
+        if !idx.any.nodes.is_empty() {
+            return None;
+        }
+        let mut types: Vec<String> = idx
+            .by_type
+            .iter()
+            .filter(|(_, b)| !b.nodes.is_empty())
+            .map(|(t, _)| t.to_string())
+            .collect();
+        types.sort_unstable();
+        Some(types)
+    }
+
     fn candidates(&self, ev: &Event) -> &Bucket {
         let idx = &self.index[source_slot(ev.source)];
         idx.by_type.get(ev.kind.as_str()).unwrap_or(&idx.any)
@@ -1055,5 +1073,36 @@ mod tests {
             hits += got.len();
         }
         assert!(hits > 100, "{hits}");
+    }
+
+    #[test]
+    fn event_types_are_the_interest_set_of_the_rules() {
+        let (rules, _) = RuleSetBuilder::new().builtin(true).build().unwrap();
+        let types = rules
+            .event_types(EventSource::Syscall)
+            .expect("every built-in syscall rule pins evt.type");
+        for t in ["execve", "connect", "openat"] {
+            assert!(types.iter().any(|x| x == t), "{t} missing from {types:?}");
+        }
+        for t in ["clone", "procexit"] {
+            assert!(!types.iter().any(|x| x == t), "{t} in {types:?}");
+        }
+        let text =
+            "- rule: Any\n  desc: d\n  condition: proc.name = x\n  output: o\n  priority: INFO\n";
+        let (rules, _) = RuleSetBuilder::new()
+            .add_source("any.yaml", text)
+            .build()
+            .unwrap();
+        assert_eq!(rules.event_types(EventSource::Syscall), None);
+        let text = "- rule: Two\n  desc: d\n  condition: evt.type in (ptrace, setuid) and proc.name = x\n  output: o\n  priority: INFO\n\
+                    - rule: Off\n  desc: d\n  condition: evt.type = unlink\n  output: o\n  priority: INFO\n  enabled: false\n";
+        let (rules, _) = RuleSetBuilder::new()
+            .add_source("two.yaml", text)
+            .build()
+            .unwrap();
+        assert_eq!(
+            rules.event_types(EventSource::Syscall),
+            Some(vec!["ptrace".to_string(), "setuid".to_string()])
+        );
     }
 }

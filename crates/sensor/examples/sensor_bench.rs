@@ -1,19 +1,29 @@
 //! Sensor benchmark (root):
 //!
 //! `cargo run --release -p vigil-sensor --example sensor_bench -- [--no-syscall-events]
-//! [--drain-ms MS] [--stream] [EXECS [CONNECTS [OPENS [ROUNDS]]]]`
+//! [--drain-ms MS] [--stream] [--all-events] [EXECS [CONNECTS [OPENS [ROUNDS]]]]`
 //!
 //! Prints events/s captured, drops, slowdown, sensor and BPF CPU and p99 latency for an exec, a
 //! connect and an open storm, without and with the sensor (medians of ROUNDS alternating
 //! rounds, default 5). A count of 0 skips that storm. `--no-syscall-events` measures the sensor
 //! with process and Docker events only; `--drain-ms` sets how often the reader drains the ring
 //! buffer at the latest (default 4); `--stream` reads events through an `EventStream` as
-//! `vigil sensor` does, instead of a consumer on the sensor's thread as `vigil up` does. Also
-//! `vigil sensor --bench`.
+//! `vigil sensor` does, instead of a consumer on the sensor's thread as `vigil up` does. Like
+//! `vigil up`, the sensor builds only the event types its rules (the built-in pack) can match;
+//! `--all-events` builds every type, as `vigil sensor` does. Also `vigil sensor --bench`.
 
 /// The allocator the `vigil` binary uses, so the figures are those of `vigil` itself.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The event types the built-in rules can match: what `vigil up` asks its sensor for.
+fn builtin_interest() -> Option<Vec<String>> {
+    let (rules, _) = detect::RuleSetBuilder::new()
+        .builtin(true)
+        .build()
+        .expect("the built-in rules are embedded");
+    rules.event_types(model::EventSource::Syscall)
+}
 
 fn main() -> std::process::ExitCode {
     let mut args: Vec<String> = std::env::args().collect();
@@ -25,6 +35,13 @@ fn main() -> std::process::ExitCode {
         None => true,
     };
     let stream = match args.iter().position(|a| a == "--stream") {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
+    let all_events = match args.iter().position(|a| a == "--all-events") {
         Some(i) => {
             args.remove(i);
             true
@@ -68,6 +85,7 @@ fn main() -> std::process::ExitCode {
         worker_cmd: vec![exe, "--worker".into()],
         syscall_events,
         stream,
+        event_types: if all_events { None } else { builtin_interest() },
         ..Default::default()
     };
     if let Some(ms) = drain_ms {

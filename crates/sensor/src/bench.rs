@@ -47,6 +47,9 @@ pub struct BenchConfig {
     /// Read events through an [`crate::EventStream`] (as `vigil sensor` does) instead of a
     /// consumer on the sensor's thread (as `vigil up` does).
     pub stream: bool,
+    /// The event types the sensor builds ([`SensorConfig::event_types`]; `vigil up` passes its
+    /// rules' interest set). `None`: every type.
+    pub event_types: Option<Vec<String>>,
 }
 
 impl Default for BenchConfig {
@@ -61,6 +64,7 @@ impl Default for BenchConfig {
             syscall_events: true,
             drain_interval: SensorConfig::default().drain_interval,
             stream: false,
+            event_types: None,
         }
     }
 }
@@ -139,6 +143,8 @@ pub struct BenchReport {
     pub drain_ms: f64,
     /// Whether events went through a stream rather than a consumer on the sensor's thread.
     pub stream: bool,
+    /// The event types the sensor built (`None`: all).
+    pub event_types: Option<Vec<String>>,
     /// One entry per storm.
     pub storms: Vec<StormResult>,
 }
@@ -159,6 +165,10 @@ impl fmt::Display for BenchReport {
             },
             self.storms.first().map_or(0, |s| s.rounds)
         )?;
+        match &self.event_types {
+            Some(t) => writeln!(f, "event types built: {}", t.join(", "))?,
+            None => writeln!(f, "event types built: all")?,
+        }
         writeln!(
             f,
             "{:<8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>6} {:>8} {:>8} {:>8} {:>11} {:>7} {:>7} {:>8}",
@@ -406,6 +416,7 @@ async fn sensor_round(
         channel_capacity: 1 << 20,
         syscall_events: cfg.syscall_events,
         drain_interval: cfg.drain_interval,
+        event_types: cfg.event_types.clone(),
         ..Default::default()
     };
     // Latency of each event from the kernel's timestamp to the consumer.
@@ -608,6 +619,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
         syscall_events: cfg.syscall_events,
         drain_ms: cfg.drain_interval.as_secs_f64() * 1000.0,
         stream: cfg.stream,
+        event_types: cfg.event_types.clone(),
         storms,
     })
 }

@@ -27,6 +27,8 @@ pub(crate) struct EbpfConfig {
     pub drain_every: Duration,
     pub nice: i32,
     pub syscall_events: bool,
+    /// The syscall event types wanted (`None`: all); see [`crate::SensorConfig::event_types`].
+    pub event_types: Option<Vec<String>>,
 }
 
 /// Outcome of loading, sent back to `Sensor::start` before the read loop runs.
@@ -83,13 +85,10 @@ pub(crate) fn run(
         ro.n_prefixes = n as u32;
         ro.n_any = prefixes.iter().take(n).filter(|p| !p.writes_only).count() as u32;
     }
-    if !cfg.syscall_events {
-        // Not even loaded: with no syscall tracepoint in use, no syscall on the host takes the
-        // kernel's traced-syscall path.
-        for mut p in open.open_object_mut().progs_mut() {
-            if p.name().to_string_lossy().starts_with("sys_") {
-                p.set_autoload(false);
-            }
+    for mut p in open.open_object_mut().progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        if !syscall_program_needed(&name, cfg.syscall_events, cfg.event_types.as_deref()) {
+            p.set_autoload(false);
         }
     }
     let mut sk = match open.load() {
@@ -168,8 +167,11 @@ pub(crate) fn run(
         // Records are submitted without a wakeup until a batch is waiting; drain at least every
         // `drain_every` so an event is never held longer.
         let r = rb.poll(cfg.drain_every).and_then(|()| rb.consume());
-        let mut out = std::mem::take(&mut *batch.borrow_mut());
-        enr.borrow_mut().flush(&mut |ev| out.push(ev));
+        let out = {
+            let mut b = batch.borrow_mut();
+            enr.borrow_mut().flush(&mut |ev| b.push(ev));
+            crate::stream::take_batch(&mut b)
+        };
         shared.emit_batch(out);
         if let Err(e) = r
             && !shared.stop.load(Ordering::Relaxed)
@@ -220,6 +222,22 @@ pub(crate) fn run(
         }
     }
     tracing::info!("eBPF sensor detached");
+}
+
+/// Whether the program named `name` is loaded. Syscall programs (`sys_enter_X`, `sys_exit_X`)
+/// are not loaded at all without syscall events: with no syscall tracepoint in use, no syscall
+/// on the host takes the kernel's traced-syscall path. With an interest set, a syscall's pair
+/// is loaded only when its type is wanted; `execveat`'s pair stays, since it tells an
+/// `execveat` from an `execve` at exec. Process programs (fork, exec, exit) always load.
+fn syscall_program_needed(name: &str, syscall_events: bool, wanted: Option<&[String]>) -> bool {
+    let Some(syscall) = name
+        .strip_prefix("sys_enter_")
+        .or_else(|| name.strip_prefix("sys_exit_"))
+    else {
+        return true;
+    };
+    syscall_events
+        && (syscall == "execveat" || wanted.is_none_or(|w| w.iter().any(|t| t == syscall)))
 }
 
 /// The first (up to) 8 bytes of a prefix as the little-endian word the BPF filter compares with
@@ -294,7 +312,21 @@ fn sum(vals: &[Vec<u8>]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::first_word;
+    use super::{first_word, syscall_program_needed};
+
+    #[test]
+    fn syscall_programs_follow_the_interest_set() {
+        let wanted = vec!["openat".to_string(), "connect".to_string()];
+        let w = Some(wanted.as_slice());
+        assert!(syscall_program_needed("on_exec", false, w));
+        assert!(syscall_program_needed("sys_enter_openat", true, w));
+        assert!(syscall_program_needed("sys_exit_connect", true, w));
+        assert!(!syscall_program_needed("sys_exit_accept4", true, w));
+        assert!(!syscall_program_needed("sys_enter_unlinkat", true, w));
+        assert!(syscall_program_needed("sys_enter_execveat", true, w));
+        assert!(syscall_program_needed("sys_enter_unlinkat", true, None));
+        assert!(!syscall_program_needed("sys_enter_openat", false, None));
+    }
 
     #[test]
     fn first_word_masks_short_prefixes() {

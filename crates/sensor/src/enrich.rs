@@ -8,6 +8,7 @@ use crate::raw::{Header, Raw, kind, kind_name};
 use model::{ContainerInfo, Event, EventSource, FdInfo, ProcessInfo, UserInfo};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest an event of a container waits for that container's metadata.
@@ -74,6 +75,9 @@ pub(crate) struct Enricher {
     in_flight: HashSet<String>,
     /// Set by `container_info` when the last lookup went asynchronous.
     last_pending: bool,
+    /// The syscall event types to build (`None`: all); records of other types only keep the
+    /// process table.
+    wanted: Option<Arc<HashSet<String>>>,
 }
 
 impl Enricher {
@@ -96,17 +100,30 @@ impl Enricher {
             held: HashMap::new(),
             in_flight: HashSet::new(),
             last_pending: false,
+            wanted: None,
         }
+    }
+
+    /// Builds only events of these syscall event types (`None`: all of them).
+    pub(crate) fn wanting(mut self, types: Option<&[String]>) -> Enricher {
+        self.wanted = types.map(|t| Arc::new(t.iter().cloned().collect()));
+        self
+    }
+
+    fn wants(&self, kind: &str) -> bool {
+        self.wanted.as_ref().is_none_or(|w| w.contains(kind))
     }
 
     /// A new enricher with the same settings and an empty process table.
     pub(crate) fn spare(&self) -> Enricher {
-        Enricher::new(
+        let mut e = Enricher::new(
             ProcTable::new(self.procs_capacity(), self.mode),
             self.mode,
             self.docker.clone(),
             self.rt.clone(),
-        )
+        );
+        e.wanted = self.wanted.clone();
+        e
     }
 
     fn procs_capacity(&self) -> usize {
@@ -310,7 +327,7 @@ impl Enricher {
                 p.exe.clone_from(exe);
                 p.args = args.to_vec();
             }
-            p.exepath.clone_from(&e.exepath);
+            p.exepath.push_str(&e.exepath);
             if !e.cwd.is_empty() {
                 p.cwd.reserve(e.cwd.len() + 1);
                 p.cwd.push_str(&e.cwd);
@@ -357,7 +374,7 @@ impl Enricher {
         let dir = if dfd == AT_FDCWD {
             self.procs
                 .get(pid)
-                .map(|e| e.cwd.clone())
+                .map(|e| e.cwd.to_string())
                 .unwrap_or_default()
         } else {
             std::fs::read_link(format!("/proc/{pid}/fd/{dfd}"))
@@ -388,9 +405,9 @@ impl Enricher {
                     pid: h.pid,
                     ppid: h.ppid,
                     name: h.comm.clone(),
-                    exepath,
-                    argv,
-                    cwd,
+                    exepath: exepath.into(),
+                    argv: argv.into(),
+                    cwd: cwd.into(),
                     uid: h.uid,
                     gid: h.gid,
                     loginuid: h.loginuid,
@@ -402,6 +419,9 @@ impl Enricher {
                     exe_writable: writable,
                     ..Default::default()
                 });
+                if !self.wants(kind_name(h.kind)) {
+                    return None;
+                }
                 let mut ev = self.base(&h, kind_name(h.kind));
                 ev.res = Some(0);
                 Some(ev)
@@ -415,11 +435,18 @@ impl Enricher {
                     435 => "clone3",
                     _ => "clone",
                 };
+                if !self.wants(name) {
+                    return None;
+                }
                 let mut ev = self.base(&h, name);
                 ev.args.insert("child_pid".into(), child.to_string());
                 Some(ev)
             }
             Raw::Exit { h, code } => {
+                if !self.wants("procexit") {
+                    self.procs.exit(h.pid);
+                    return None;
+                }
                 let mut ev = self.base(&h, "procexit");
                 ev.args.insert("status".into(), code.to_string());
                 self.procs.exit(h.pid);
@@ -434,6 +461,9 @@ impl Enricher {
                 unix_path,
                 fd,
             } => {
+                if !self.wants(kind_name(h.kind)) {
+                    return None;
+                }
                 let accept = matches!(h.kind, kind::ACCEPT | kind::ACCEPT4);
                 let mut ev = self.base(&h, kind_name(h.kind));
                 let fdi = socket_fd(family, proto, local, remote, unix_path, accept);
@@ -452,6 +482,9 @@ impl Enricher {
                 path,
                 path2,
             } => {
+                if !self.wants(kind_name(h.kind)) {
+                    return None;
+                }
                 let mut ev = self.base(&h, kind_name(h.kind));
                 let p1 = self.resolve(h.pid, dfd, &path);
                 match h.kind {

@@ -271,6 +271,13 @@ pub struct SensorConfig {
     /// exit) and Docker events only, and no syscall on the host takes the kernel's
     /// traced-syscall path, which is most of what the sensor costs a process-heavy workload.
     pub syscall_events: bool,
+    /// The syscall event types to deliver (`evt.type` names such as `execve`, `openat`,
+    /// `procexit`), as the detection rules' interest set gives them (`RuleSet::event_types` in `vigil-detect`); `None`
+    /// delivers every type. The sensor still reads fork, exec and exit to keep its process
+    /// table, but builds no event of another type, and the eBPF backend does not attach the
+    /// syscall programs (file, socket, setuid, ptrace, memfd) of types nobody wants. Docker
+    /// events are not affected.
+    pub event_types: Option<Vec<String>>,
 }
 
 impl Default for SensorConfig {
@@ -287,6 +294,7 @@ impl Default for SensorConfig {
             drain_interval: Duration::from_millis(4),
             reader_nice: -5,
             syscall_events: true,
+            event_types: None,
         }
     }
 }
@@ -516,12 +524,10 @@ impl Sensor {
         // The table is seeded by the backend thread once its event source is attached, so that
         // no process falls between the /proc snapshot and the first event.
         let procs = proctable::ProcTable::new(cfg.max_processes, mode);
-        let enr = Box::new(enrich::Enricher::new(
-            procs,
-            mode,
-            docker.clone(),
-            Some(rt.clone()),
-        ));
+        let enr = Box::new(
+            enrich::Enricher::new(procs, mode, docker.clone(), Some(rt.clone()))
+                .wanting(cfg.event_types.as_deref()),
+        );
         let shared = Arc::new(Shared {
             out,
             events: AtomicU64::new(0),
@@ -623,6 +629,7 @@ async fn start_ebpf(
         drain_every: cfg.drain_interval.max(Duration::from_micros(100)),
         nice: cfg.reader_nice,
         syscall_events: cfg.syscall_events,
+        event_types: cfg.event_types.clone(),
     };
     let sh = shared.clone();
     let t = match std::thread::Builder::new()

@@ -318,9 +318,9 @@ fn to_raw(enr: &mut Enricher, ev: ProcEvent, ts: u64, mode: CgroupMode) -> Optio
             Raw::Exec {
                 h,
                 tty: e.tty,
-                argv: e.argv,
-                exepath: e.exepath,
-                cwd: e.cwd,
+                argv: e.argv.to_vec(),
+                exepath: e.exepath.to_string(),
+                cwd: e.cwd.to_string(),
                 upper: false,
                 writable: false,
             }

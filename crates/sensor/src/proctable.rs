@@ -11,8 +11,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long an exited process stays in the table.
-const EXITED_TTL: Duration = Duration::from_secs(2);
+/// How long an exited process stays in the table: long enough for the events that still name
+/// it as a parent (a child's ppid changes only once the exit has run its course), short enough
+/// that an exec storm keeps the table within its initial size (no rehash while it runs).
+const EXITED_TTL: Duration = Duration::from_millis(500);
 /// Inserts between two sweeps of the exited entries.
 const SWEEP_EVERY: u32 = 1024;
 
@@ -25,12 +27,12 @@ pub struct ProcEntry {
     pub ppid: u32,
     /// Command name (comm).
     pub name: String,
-    /// Executable path.
-    pub exepath: String,
-    /// Full argv (`argv[0]` first).
-    pub argv: Vec<String>,
-    /// Working directory at exec.
-    pub cwd: String,
+    /// Executable path (shared with the entries forked from this one until they exec).
+    pub exepath: Arc<str>,
+    /// Full argv (`argv[0]` first; shared like `exepath`).
+    pub argv: Arc<[String]>,
+    /// Working directory at exec (shared like `exepath`).
+    pub cwd: Arc<str>,
     /// Real uid.
     pub uid: u32,
     /// Real gid.
@@ -69,7 +71,7 @@ impl ProcEntry {
                 Arc::new(Ancestor {
                     pid: self.pid,
                     name: self.name.clone(),
-                    exepath: self.exepath.clone(),
+                    exepath: self.exepath.to_string(),
                     cmdline: self.cmdline(),
                 })
             })
@@ -296,9 +298,9 @@ pub fn read_proc(pid: u32, mode: CgroupMode) -> Option<ProcEntry> {
         pid,
         ppid,
         name,
-        exepath: read_link(format!("/proc/{pid}/exe")),
-        argv,
-        cwd,
+        exepath: read_link(format!("/proc/{pid}/exe")).into(),
+        argv: argv.into(),
+        cwd: cwd.into(),
         uid: id_field("Uid:"),
         gid: id_field("Gid:"),
         loginuid,

@@ -15,6 +15,17 @@ use tokio::sync::mpsc;
 /// [`crate::SensorStats::ring_drops`].
 pub type EventConsumer = Box<dyn FnMut(Vec<Event>) + Send>;
 
+/// Takes the events gathered in `batch` to hand them over, leaving an empty vector with room
+/// for a batch as large as this one: a drain's events are pushed without regrowing (and
+/// copying) the vector, and an empty batch keeps its room.
+pub(crate) fn take_batch(batch: &mut Vec<Event>) -> Vec<Event> {
+    if batch.is_empty() {
+        return Vec::new();
+    }
+    let room = batch.len().next_power_of_two().max(64);
+    std::mem::replace(batch, Vec::with_capacity(room))
+}
+
 /// Where the sensor hands its events.
 pub(crate) enum Output {
     /// Through a bounded channel to an [`EventStream`].
@@ -167,6 +178,20 @@ pub(crate) fn channel(capacity: usize) -> (EventSink, EventStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_taken_batch_leaves_room_for_the_next() {
+        let mut b: Vec<Event> = Vec::new();
+        assert!(take_batch(&mut b).is_empty());
+        b.extend((0..100).map(|_| Event::default()));
+        let out = take_batch(&mut b);
+        assert_eq!(out.len(), 100);
+        assert!(b.is_empty());
+        assert!(b.capacity() >= 128, "{}", b.capacity());
+        let room = b.capacity();
+        assert!(take_batch(&mut b).is_empty());
+        assert_eq!(b.capacity(), room, "an empty batch keeps its room");
+    }
 
     fn ev(i: usize) -> Event {
         Event {

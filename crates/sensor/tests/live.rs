@@ -820,3 +820,47 @@ async fn without_syscall_events_processes_are_still_seen() {
         "no open events without syscall tracing"
     );
 }
+
+/// With an interest set (what `vigil up` derives from its rules), only events of those types
+/// arrive, yet they still carry the process, its arguments and its parent chain: fork, exec
+/// and exit keep the process table without becoming events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interest_set_limits_the_event_types_but_keeps_the_process_table() {
+    if !can_run_ebpf() {
+        return;
+    }
+    let (_h, mut rx) = start_with(SensorConfig {
+        backend: BackendChoice::Ebpf,
+        docker_events: false,
+        event_types: Some(vec!["openat".into(), "open".into()]),
+        ..Default::default()
+    })
+    .await;
+    let marker = format!("vigil-interest-{}", std::process::id());
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("cat /etc/shadow {marker} >/dev/null 2>&1; true"))
+        .spawn()
+        .expect("sh runs");
+    let sh = child.id();
+    let _ = child.wait_with_output().expect("waits");
+    let evs = collect(&mut rx, 3).await;
+    assert!(
+        evs.iter().all(|e| e.kind == "openat" || e.kind == "open"),
+        "only the wanted types: {:?}",
+        evs.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>()
+    );
+    let open = evs
+        .iter()
+        .find(|e| e.fd.as_ref().is_some_and(|f| f.path == "/etc/shadow"))
+        .expect("the open of /etc/shadow");
+    let p = open.process.as_ref().expect("process");
+    assert_eq!(p.name, "cat");
+    assert!(
+        p.args.iter().any(|a| a == &marker),
+        "argv from the table: {:?}",
+        p.args
+    );
+    assert_eq!(p.ppid, sh);
+    assert_eq!(p.ancestors.first().map(|a| a.name.as_str()), Some("sh"));
+}

@@ -39,6 +39,12 @@ pub struct Args {
     /// lifecycle and Docker events only, at the lowest cost to the host.
     #[arg(long)]
     no_syscall_events: bool,
+    /// Event types to build: a comma-separated list of `evt.type` names (`execve,openat`),
+    /// `rules` (those the built-in rules can match, as `vigil up` asks for) or `all`. Default:
+    /// `all`, and `rules` with `--bench`. Fork, exec and exit are always read to keep the
+    /// process table.
+    #[arg(long, value_name = "TYPES")]
+    event_types: Option<String>,
     /// Run the benchmark: exec, connect and open storms without and with the sensor.
     #[arg(long, conflicts_with_all = ["json", "stats"])]
     bench: bool,
@@ -108,6 +114,32 @@ fn human(ev: &model::Event) -> String {
     s
 }
 
+/// The event types `--event-types` asks for (`None`: all); `default` when it is not given.
+fn event_types(arg: Option<&str>, default: &str) -> anyhow::Result<Option<Vec<String>>> {
+    match arg.unwrap_or(default).trim() {
+        "all" => Ok(None),
+        "rules" => {
+            let (rules, _) = detect::RuleSetBuilder::new()
+                .builtin(true)
+                .build()
+                .context("loading the built-in rules")?;
+            Ok(rules.event_types(model::EventSource::Syscall))
+        }
+        list => {
+            let types: Vec<String> = list
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+            anyhow::ensure!(
+                !types.is_empty(),
+                "--event-types: expected a list of event types, `rules` or `all`"
+            );
+            Ok(Some(types))
+        }
+    }
+}
+
 /// Runs `vigil sensor`.
 pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     if let Some(w) = &args.bench_worker {
@@ -128,6 +160,7 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
             opens: args.bench_opens,
             rounds: args.bench_rounds,
             syscall_events: !args.no_syscall_events,
+            event_types: event_types(args.event_types.as_deref(), "rules")?,
             backend: match args.backend {
                 BackendArg::Auto => sensor::BackendChoice::Ebpf,
                 b => backend(b),
@@ -143,6 +176,7 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         backend: backend(args.backend),
         docker_events: !args.no_docker_events,
         syscall_events: !args.no_syscall_events,
+        event_types: event_types(args.event_types.as_deref(), "all")?,
         ..Default::default()
     })
     .await
@@ -208,4 +242,24 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     );
     handle.stop();
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_types;
+
+    #[test]
+    fn event_types_argument() {
+        assert_eq!(event_types(None, "all").unwrap(), None);
+        assert_eq!(event_types(Some("all"), "rules").unwrap(), None);
+        let rules = event_types(None, "rules")
+            .unwrap()
+            .expect("an interest set");
+        assert!(rules.iter().any(|t| t == "execve"), "{rules:?}");
+        assert_eq!(
+            event_types(Some(" execve, openat ,"), "all").unwrap(),
+            Some(vec!["execve".to_string(), "openat".to_string()])
+        );
+        assert!(event_types(Some(" , "), "all").is_err());
+    }
 }
