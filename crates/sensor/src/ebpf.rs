@@ -19,6 +19,10 @@ mod skel {
 
 use skel::SensorSkelBuilder;
 
+/// Longest the reader sleeps when nothing comes (it still refreshes its counters and flushes
+/// held events this often); the first record after a quiet spell wakes it at once.
+const IDLE_WAIT: Duration = Duration::from_millis(250);
+
 /// Settings of the eBPF backend.
 pub(crate) struct EbpfConfig {
     pub ring_bytes: u32,
@@ -116,11 +120,15 @@ pub(crate) fn run(
     // is woken once per batch rather than racing the reader event by event.
     let batch = std::cell::RefCell::new(Vec::<model::Event>::with_capacity(1024));
     let enr = std::cell::RefCell::new(enr);
+    // Records read since the reader last looked (whether or not they became events).
+    let records = std::cell::Cell::new(0u64);
     let mut rb = RingBufferBuilder::new();
     let shared_cb = shared.clone();
     let enr_ref = &enr;
     let batch_ref = &batch;
+    let records_ref = &records;
     let added = rb.add(&sk.maps.events, move |data: &[u8]| {
+        records_ref.set(records_ref.get() + 1);
         match raw::decode(data) {
             Ok(r) => enr_ref
                 .borrow_mut()
@@ -163,10 +171,13 @@ pub(crate) fn run(
     tracing::info!(processes = seeded, "eBPF sensor attached");
 
     let mut last = Instant::now();
+    let mut bss = sk.maps.bss_data.as_deref_mut();
+    let mut asleep = false;
     while !shared.stop.load(Ordering::Relaxed) {
         // Records are submitted without a wakeup until a batch is waiting; drain at least every
-        // `drain_every` so an event is never held longer.
-        let r = rb.poll(cfg.drain_every).and_then(|()| rb.consume());
+        // `drain_every` so an event is never held longer. Asleep, the next record wakes us.
+        let wait = if asleep { IDLE_WAIT } else { cfg.drain_every };
+        let r = rb.poll(wait).and_then(|()| rb.consume());
         let out = {
             let mut b = batch.borrow_mut();
             enr.borrow_mut().flush(&mut |ev| b.push(ev));
@@ -177,6 +188,26 @@ pub(crate) fn run(
             && !shared.stop.load(Ordering::Relaxed)
         {
             tracing::warn!(error = %e, "ring buffer poll failed");
+        }
+        if let Some(b) = bss.as_deref_mut() {
+            if records.replace(0) > 0 {
+                if asleep {
+                    asleep = false;
+                    b.reader_asleep = 0;
+                }
+            } else if !asleep && !enr.borrow().holds_events() {
+                // Nothing came during a whole drain interval: sleep until the next record
+                // (the kernel clears the flag and wakes us). Look once more after raising
+                // the flag, for a record submitted just before the kernel could see it.
+                b.reader_asleep = 1;
+                std::sync::atomic::fence(Ordering::SeqCst);
+                let _ = rb.consume();
+                if records.get() > 0 {
+                    b.reader_asleep = 0;
+                } else {
+                    asleep = true;
+                }
+            }
         }
         if last.elapsed() >= Duration::from_millis(250) {
             last = Instant::now();

@@ -208,6 +208,11 @@ impl Enricher {
         }
     }
 
+    /// Whether events wait for their container's metadata (see [`Self::flush`]).
+    pub(crate) fn holds_events(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// Releases held events whose container metadata arrived (filled in) or took too long
     /// (sent with the bare id).
     pub(crate) fn flush(&mut self, emit: &mut dyn FnMut(Event)) {

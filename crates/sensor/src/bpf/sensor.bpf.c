@@ -241,10 +241,19 @@ static __always_inline void *reserve(u64 size)
 	return r;
 }
 
-// Wake the reader only once enough data is waiting; it also drains on a short timer, so
-// latency stays bounded while a storm costs few wakeups.
+// Set by user space when its reader found nothing to read and sleeps for long: the next record
+// wakes it (and clears this), so an idle host costs no timer wakeups.
+u32 reader_asleep = 0;
+
+// Wake the reader only once enough data is waiting, or when it sleeps for long; while events
+// flow it drains on a short timer, so latency stays bounded while a storm costs few wakeups.
 static __always_inline void submit(void *r)
 {
+	if (*(volatile u32 *)&reader_asleep) {
+		reader_asleep = 0;
+		bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
+		return;
+	}
 	u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	bpf_ringbuf_submit(r, avail >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
