@@ -5,7 +5,7 @@
 //! one transaction, commits once, and only then answers every waiter. Whether that commit fsyncs
 //! the WAL follows [`crate::SqliteSync`]: by default a group that changes any state does, and a
 //! group of alert intake alone does when the last fsync is [`crate::SqliteSync::INTAKE_SYNC_WITHIN`]
-//! old (the idle fold fsyncs what is left). A write that fails rolls back to its savepoint without disturbing the others in the
+//! old (an idle writer fsyncs what is left). A write that fails rolls back to its savepoint without disturbing the others in the
 //! batch. Reads run on a small pool of read-only connections through `spawn_blocking`; WAL lets them
 //! proceed while the writer commits, and each read sees every commit acknowledged before it began.
 //!
@@ -418,8 +418,12 @@ impl CommitSync {
         self.full
     }
 
-    /// Records a successful commit made after [`Self::prepare`].
-    fn committed(&mut self, fsynced: bool) {
+    /// Records a successful commit made after [`Self::prepare`]; `wrote` tells whether it
+    /// changed any row (a commit that wrote nothing neither syncs nor dirties the WAL).
+    fn committed(&mut self, fsynced: bool, wrote: bool) {
+        if !wrote {
+            return;
+        }
         if fsynced {
             self.last_fsync = std::time::Instant::now();
             self.dirty = false;
@@ -435,7 +439,7 @@ impl CommitSync {
             return;
         }
         match std::fs::File::open(&self.wal).and_then(|f| f.sync_data()) {
-            Ok(()) => self.committed(true),
+            Ok(()) => self.committed(true, true),
             Err(e) => {
                 tracing::warn!(error = %e, wal = %self.wal.display(), "cannot fsync the SQLite WAL")
             }
@@ -466,8 +470,9 @@ fn writer_loop(
                 if unfolded.load(Ordering::SeqCst) > 0 {
                     // Idle: this commit also fsyncs whatever intake was only written so far.
                     let fsync = sync.prepare(&conn, true);
+                    let changes = conn.total_changes();
                     if fold_alone(&conn, &unfolded) {
-                        sync.committed(fsync);
+                        sync.committed(fsync, conn.total_changes() != changes);
                     }
                 }
                 sync.settle();
@@ -483,6 +488,7 @@ fn writer_loop(
             }
         }
         let fsync = sync.prepare(&conn, jobs.iter().any(|j| j.changes_state()));
+        let changes = conn.total_changes();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let msg = format!("sqlite: cannot begin: {e}");
             tracing::error!(error = %msg, "SQLite write batch failed");
@@ -531,7 +537,7 @@ fn writer_loop(
         });
         if commit.is_ok() {
             unfolded.fetch_sub(folded, Ordering::SeqCst);
-            sync.committed(fsync);
+            sync.committed(fsync, conn.total_changes() != changes);
         }
         for d in done {
             d(commit.clone());
@@ -1067,5 +1073,58 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CommitSync;
+    use crate::SqliteSync;
+    use std::time::{Duration, Instant};
+
+    fn sync(mode: SqliteSync) -> CommitSync {
+        CommitSync {
+            mode,
+            full: true,
+            last_fsync: Instant::now(),
+            dirty: false,
+            wal: std::path::PathBuf::from("/nonexistent/vigil.db-wal"),
+        }
+    }
+
+    #[test]
+    fn only_a_commit_that_wrote_changes_what_is_unsynced() {
+        let mut s = sync(SqliteSync::Tiered);
+        s.committed(false, true);
+        assert!(
+            s.dirty,
+            "an intake commit without fsync leaves the WAL unsynced"
+        );
+        s.committed(true, false);
+        assert!(s.dirty, "a FULL commit that wrote nothing syncs nothing");
+        s.last_fsync = Instant::now() - Duration::from_secs(1);
+        s.committed(true, true);
+        assert!(!s.dirty);
+        assert!(s.last_fsync.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn settle_keeps_the_wal_dirty_when_it_cannot_sync() {
+        let mut s = sync(SqliteSync::Tiered);
+        s.committed(false, true);
+        s.settle();
+        assert!(
+            s.dirty,
+            "the WAL file does not exist, so nothing was synced"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        s.wal = dir.path().join("vigil.db-wal");
+        std::fs::write(&s.wal, b"frames").unwrap();
+        s.settle();
+        assert!(!s.dirty);
+        let mut n = sync(SqliteSync::Normal);
+        n.committed(false, true);
+        n.settle();
+        assert!(n.dirty, "normal leaves the WAL to checkpoints");
     }
 }
