@@ -25,29 +25,22 @@ fn builtin_interest() -> Option<Vec<String>> {
     rules.event_types(model::EventSource::Syscall)
 }
 
+/// Removes `flag` from `args`; returns whether it was there.
+fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    match args.iter().position(|a| a == flag) {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let mut args: Vec<String> = std::env::args().collect();
-    let syscall_events = match args.iter().position(|a| a == "--no-syscall-events") {
-        Some(i) => {
-            args.remove(i);
-            false
-        }
-        None => true,
-    };
-    let stream = match args.iter().position(|a| a == "--stream") {
-        Some(i) => {
-            args.remove(i);
-            true
-        }
-        None => false,
-    };
-    let all_events = match args.iter().position(|a| a == "--all-events") {
-        Some(i) => {
-            args.remove(i);
-            true
-        }
-        None => false,
-    };
+    let syscall_events = !take_flag(&mut args, "--no-syscall-events");
+    let stream = take_flag(&mut args, "--stream");
+    let all_events = take_flag(&mut args, "--all-events");
     let drain_ms = match args.iter().position(|a| a == "--drain-ms") {
         Some(i) if i + 1 < args.len() => {
             let v = args.remove(i + 1);
