@@ -640,12 +640,15 @@ async fn start_ebpf(
         Err(e) => {
             return Err((
                 SensorError::Thread(e.to_string()),
-                Box::new(enrich::Enricher::new(
-                    proctable::ProcTable::new(cfg.max_processes, mode),
-                    mode,
-                    None,
-                    None,
-                )),
+                Box::new(
+                    enrich::Enricher::new(
+                        proctable::ProcTable::new(cfg.max_processes, mode),
+                        mode,
+                        None,
+                        None,
+                    )
+                    .wanting(cfg.event_types.as_deref()),
+                ),
             ));
         }
     };
@@ -660,12 +663,15 @@ async fn start_ebpf(
             let _ = t.join();
             Err((
                 SensorError::Thread("eBPF thread ended before reporting".into()),
-                Box::new(enrich::Enricher::new(
-                    proctable::ProcTable::new(cfg.max_processes, mode),
-                    mode,
-                    None,
-                    None,
-                )),
+                Box::new(
+                    enrich::Enricher::new(
+                        proctable::ProcTable::new(cfg.max_processes, mode),
+                        mode,
+                        None,
+                        None,
+                    )
+                    .wanting(cfg.event_types.as_deref()),
+                ),
             ))
         }
     }
