@@ -631,6 +631,18 @@ async fn start_ebpf(
         syscall_events: cfg.syscall_events,
         event_types: cfg.event_types.clone(),
     };
+    // What the fallback gets when the eBPF thread could not hand its enricher back.
+    let bare_enricher = || {
+        Box::new(
+            enrich::Enricher::new(
+                proctable::ProcTable::new(cfg.max_processes, mode),
+                mode,
+                None,
+                None,
+            )
+            .wanting(cfg.event_types.as_deref()),
+        )
+    };
     let sh = shared.clone();
     let t = match std::thread::Builder::new()
         .name("vigil-sensor-bpf".into())
@@ -638,18 +650,7 @@ async fn start_ebpf(
     {
         Ok(t) => t,
         Err(e) => {
-            return Err((
-                SensorError::Thread(e.to_string()),
-                Box::new(
-                    enrich::Enricher::new(
-                        proctable::ProcTable::new(cfg.max_processes, mode),
-                        mode,
-                        None,
-                        None,
-                    )
-                    .wanting(cfg.event_types.as_deref()),
-                ),
-            ));
+            return Err((SensorError::Thread(e.to_string()), bare_enricher()));
         }
     };
     let res = tokio::task::spawn_blocking(move || ready_rx.recv()).await;
@@ -663,15 +664,7 @@ async fn start_ebpf(
             let _ = t.join();
             Err((
                 SensorError::Thread("eBPF thread ended before reporting".into()),
-                Box::new(
-                    enrich::Enricher::new(
-                        proctable::ProcTable::new(cfg.max_processes, mode),
-                        mode,
-                        None,
-                        None,
-                    )
-                    .wanting(cfg.event_types.as_deref()),
-                ),
+                bare_enricher(),
             ))
         }
     }
