@@ -270,9 +270,9 @@ pub(crate) fn run(
     scanner.scan(); // baseline: existing connections are not new
     let mut last_scan = Instant::now();
     tracing::info!("proc connector sensor running");
+    // What one pass produces is handed over in one piece, as the eBPF reader does.
+    let mut out = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
-        // What one pass produces is handed over in one piece, as the eBPF reader does.
-        let mut out = Vec::new();
         match conn.recv(&mut buf) {
             Ok(0) => {}
             Ok(n) => {
@@ -298,7 +298,7 @@ pub(crate) fn run(
                 enr.handle(raw, &mut |e| out.push(e));
             }
         }
-        shared.emit_batch(out);
+        shared.emit_batch(crate::stream::take_batch(&mut out));
     }
 }
 
