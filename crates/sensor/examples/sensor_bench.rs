@@ -41,6 +41,18 @@ fn main() -> std::process::ExitCode {
     let syscall_events = !take_flag(&mut args, "--no-syscall-events");
     let stream = take_flag(&mut args, "--stream");
     let all_events = take_flag(&mut args, "--all-events");
+    let event_types = match args.iter().position(|a| a == "--event-types") {
+        Some(i) if i + 1 < args.len() => {
+            let v = args.remove(i + 1);
+            args.remove(i);
+            Some(v.split(',').map(str::to_string).collect::<Vec<_>>())
+        }
+        Some(_) => {
+            eprintln!("--event-types wants a comma-separated list");
+            return std::process::ExitCode::FAILURE;
+        }
+        None => None,
+    };
     let drain_ms = match args.iter().position(|a| a == "--drain-ms") {
         Some(i) if i + 1 < args.len() => {
             let v = args.remove(i + 1);
@@ -78,7 +90,11 @@ fn main() -> std::process::ExitCode {
         worker_cmd: vec![exe, "--worker".into()],
         syscall_events,
         stream,
-        event_types: if all_events { None } else { builtin_interest() },
+        event_types: if all_events {
+            None
+        } else {
+            event_types.or_else(builtin_interest)
+        },
         ..Default::default()
     };
     if let Some(ms) = drain_ms {

@@ -864,3 +864,42 @@ async fn an_interest_set_limits_the_event_types_but_keeps_the_process_table() {
     assert_eq!(p.ppid, sh);
     assert_eq!(p.ancestors.first().map(|a| a.name.as_str()), Some("sh"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_connect_carries_both_ends() {
+    if !can_run_ebpf() {
+        return;
+    }
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        testkit::skip("no IPv6 loopback (::1) on this host");
+        return;
+    };
+    let port = listener.local_addr().expect("local addr").port();
+    let (_h, mut rx) = start(BackendChoice::Ebpf).await;
+    // The connect comes from another process (the sensor ignores its own); bash's /dev/tcp
+    // resolves `::1` to an IPv6 socket.
+    let accepter = std::thread::spawn(move || listener.accept().map(|(_, peer)| peer));
+    let status = Command::new("bash")
+        .args(["-c", &format!("exec 3<>/dev/tcp/::1/{port}")])
+        .status()
+        .expect("bash");
+    assert!(status.success(), "bash connected to [::1]:{port}");
+    let peer = accepter.join().expect("accept thread").expect("accepted");
+    let conn = wait_for(&mut rx, 5, |e| {
+        e.kind == "connect" && e.fd.as_ref().is_some_and(|f| f.sport == Some(port))
+    })
+    .await
+    .expect("IPv6 connect event");
+    let fd = conn.fd.as_ref().unwrap();
+    let lo6: std::net::IpAddr = "::1".parse().unwrap();
+    assert_eq!(fd.typechar, '6', "{conn:?}");
+    assert_eq!(fd.l4proto, "tcp");
+    assert_eq!(fd.sip, Some(lo6));
+    assert_eq!(fd.cip, Some(lo6), "local address read from the socket");
+    assert_eq!(
+        fd.cport,
+        Some(peer.port()),
+        "client port as the listener saw it"
+    );
+    assert_eq!(conn.res, Some(0));
+}

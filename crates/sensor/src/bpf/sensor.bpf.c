@@ -281,12 +281,9 @@ static __always_inline u32 task_vpid(struct task_struct *t)
 	if (!p)
 		return 0;
 	u32 level = p->level;
-	u32 off = bpf_core_field_offset(struct pid, numbers);
-	u32 sz = bpf_core_type_size(struct upid);
-	u32 nroff = bpf_core_field_offset(struct upid, nr);
-	u32 nr = 0;
-	bpf_probe_read_kernel(&nr, sizeof(nr), (void *)p + off + (level & 31) * sz + nroff);
-	return nr;
+	u64 at = (u64)p + bpf_core_field_offset(struct pid, numbers) +
+		 (level & 31) * bpf_core_type_size(struct upid);
+	return bpf_core_cast((void *)at, struct upid)->nr;
 }
 
 static __always_inline void fill_hdr(struct hdr *h, u32 kind, struct task_struct *t)
@@ -316,24 +313,30 @@ static __always_inline void fill_hdr(struct hdr *h, u32 kind, struct task_struct
 		h->cgroup[0] = 0;
 }
 
-// Writes the components of `path` leaf first, NUL separated, stopping at the task's root.
-static __always_inline u32 walk_path(char *buf, struct path *path, struct path *root)
+// `vm` as the `struct mount` that embeds it, readable by direct loads.
+static __always_inline struct mount *real_mount(struct vfsmount *vm)
 {
-	struct dentry *d = BPF_CORE_READ(path, dentry);
-	struct vfsmount *vm = BPF_CORE_READ(path, mnt);
-	struct mount *m = container_of(vm, struct mount, mnt);
-	struct dentry *rootd = BPF_CORE_READ(root, dentry);
-	struct vfsmount *rootm = BPF_CORE_READ(root, mnt);
+	return bpf_core_cast((void *)vm - bpf_core_field_offset(struct mount, mnt), struct mount);
+}
+
+// Writes the components of the path (`d` on `vm`) leaf first, NUL separated, stopping at the
+// task's root (`rootd` on `rootm`). Every pointer is walked with direct (BTF) loads; only the
+// names are copied with a helper.
+static __always_inline u32 walk_path(char *buf, struct dentry *d, struct vfsmount *vm,
+				     struct dentry *rootd, struct vfsmount *rootm)
+{
+	struct mount *m = real_mount(vm);
+	u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
 	u32 pos = 0;
 
 	for (int i = 0; i < WALK_DEPTH; i++) {
-		if (d == rootd && vm == rootm)
+		if (d == rootd && (u64)m + mnt_off == (u64)rootm)
 			break;
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
-		struct dentry *mroot = BPF_CORE_READ(vm, mnt_root);
+		struct dentry *parent = d->d_parent;
+		struct dentry *mroot = m->mnt.mnt_root;
 		if (d == parent && d != mroot) {
 			/* a pseudo file (memfd, anonymous): its name is all there is */
-			const unsigned char *pname = BPF_CORE_READ(d, d_name.name);
+			const unsigned char *pname = d->d_name.name;
 			if (pos < PATH_MAX_LEN) {
 				long pn = bpf_probe_read_kernel_str(buf + (pos & (PATH_MAX_LEN - 1)), PREFIX_LEN, pname);
 				if (pn > 0)
@@ -342,15 +345,14 @@ static __always_inline u32 walk_path(char *buf, struct path *path, struct path *
 			break;
 		}
 		if (d == mroot || d == parent) {
-			struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+			struct mount *mp = m->mnt_parent;
 			if (mp == m || d != mroot)
 				break;
-			d = BPF_CORE_READ(m, mnt_mountpoint);
+			d = m->mnt_mountpoint;
 			m = mp;
-			vm = &mp->mnt;
 			continue;
 		}
-		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+		const unsigned char *name = d->d_name.name;
 		if (pos >= PATH_MAX_LEN)
 			break;
 		long n = bpf_probe_read_kernel_str(buf + (pos & (PATH_MAX_LEN - 1)), PREFIX_LEN, name);
@@ -378,17 +380,17 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		return 0;
 	fill_hdr(&r->h, kind, p);
 
-	struct tty_struct *tty = BPF_CORE_READ(p, signal, tty);
+	struct tty_struct *tty = p->signal->tty;
 	r->tty = 0;
 	if (tty) {
-		u32 major = BPF_CORE_READ(tty, driver, major);
-		u32 minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+		u32 major = tty->driver->major;
+		u32 minor = tty->driver->minor_start + tty->index;
 		r->tty = (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12);
 	}
 
-	struct mm_struct *mm = BPF_CORE_READ(p, mm);
-	u64 as = BPF_CORE_READ(mm, arg_start);
-	u64 ae = BPF_CORE_READ(mm, arg_end);
+	struct mm_struct *mm = p->mm;
+	u64 as = mm ? mm->arg_start : 0;
+	u64 ae = mm ? mm->arg_end : 0;
 	u64 len = ae > as ? ae - as : 0;
 	if (len > ARGS_LEN)
 		len = ARGS_LEN;
@@ -396,29 +398,32 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (len > 0 && bpf_probe_read_user(r->args, len, (void *)as) == 0)
 		r->args_len = len;
 
-	struct path root = BPF_CORE_READ(p, fs, root);
-	struct path exe = BPF_CORE_READ(bprm, file, f_path);
-	r->exe_len = walk_path(r->exe, &exe, &root);
+	struct fs_struct *fs = p->fs;
+	struct dentry *rootd = fs->root.dentry;
+	struct vfsmount *rootm = fs->root.mnt;
+	struct file *exe = bprm->file;
+	struct dentry *exed = exe->f_path.dentry;
+	r->exe_len = walk_path(r->exe, exed, exe->f_path.mnt, rootd, rootm);
 	/* bit 31 of exe_len: the executable lies in an overlayfs upper layer (written in the
 	 * container, not shipped in the image) */
-	struct inode *ino = BPF_CORE_READ(exe.dentry, d_inode);
+	struct inode *ino = exed->d_inode;
 	/* bit 30: the executable is writable by the user running it */
 	if (ino) {
-		u32 mode = BPF_CORE_READ(ino, i_mode);
-		u32 iuid = BPF_CORE_READ(ino, i_uid.val);
-		u32 igid = BPF_CORE_READ(ino, i_gid.val);
+		u32 mode = ino->i_mode;
+		u32 iuid = ino->i_uid.val;
+		u32 igid = ino->i_gid.val;
 		u32 uid = r->h.uid, gid = r->h.gid;
 		if (uid == 0 || (iuid == uid && (mode & 0200)) || (igid == gid && (mode & 020)) || (mode & 02))
 			r->exe_len |= 1u << 30;
 	}
-	if (ino && BPF_CORE_READ(ino, i_sb, s_magic) == OVERLAYFS_SUPER_MAGIC &&
+	if (ino && ino->i_sb->s_magic == OVERLAYFS_SUPER_MAGIC &&
 	    bpf_core_type_exists(struct ovl_inode)) {
+		/* overlayfs may be a module: its inode is read with probe reads */
 		struct ovl_inode *oi = container_of(ino, struct ovl_inode, vfs_inode);
 		if (BPF_CORE_READ(oi, __upperdentry))
 			r->exe_len |= 1u << 31;
 	}
-	struct path pwd = BPF_CORE_READ(p, fs, pwd);
-	r->cwd_len = walk_path(r->cwd, &pwd, &root);
+	r->cwd_len = walk_path(r->cwd, fs->pwd.dentry, fs->pwd.mnt, rootd, rootm);
 	submit(r);
 	return 0;
 }
@@ -426,7 +431,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)
 {
-	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
+	if (p->pid != p->tgid)
 		return 0; /* a thread, not the process */
 	if (is_self())
 		return 0;
@@ -434,7 +439,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	if (!r)
 		return 0;
 	fill_hdr(&r->h, K_EXIT, p);
-	r->code = BPF_CORE_READ(p, exit_code);
+	r->code = p->exit_code;
 	r->pad = 0;
 	r->h.res = r->code;
 	submit(r);
@@ -444,18 +449,18 @@ int BPF_PROG(on_exit, struct task_struct *p)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
-	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+	if (child->pid != child->tgid)
 		return 0; /* new thread */
 	struct fork_rec *r = reserve(sizeof(*r));
 	if (!r)
 		return 0;
 	struct task_struct *cur = bpf_get_current_task_btf();
 	fill_hdr(&r->h, K_FORK, cur);
-	r->child_pid = BPF_CORE_READ(child, tgid);
-	r->child_tid = BPF_CORE_READ(child, pid);
+	r->child_pid = child->tgid;
+	r->child_tid = child->pid;
 	r->h.res = r->child_pid;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(cur);
-	r->nr = regs ? BPF_CORE_READ(regs, orig_ax) : 0;
+	r->nr = regs ? regs->orig_ax : 0;
 	r->pad = 0;
 	submit(r);
 	return 0;
@@ -878,9 +883,10 @@ int sys_exit_execveat(struct trace_event_raw_sys_exit *ctx)
 
 // ---- sockets ----
 
-static __always_inline struct socket *fd_socket(int fd)
+static __always_inline struct sock *fd_sock(int fd)
 {
-	/* direct (BTF) loads down to the fd array; a probe read for the variable index */
+	/* direct (BTF) loads throughout; the variable index into the fd array goes through a
+	 * cast of the slot's address */
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct files_struct *files = t->files;
 	struct fdtable *fdt = files ? files->fdt : 0;
@@ -889,30 +895,34 @@ static __always_inline struct socket *fd_socket(int fd)
 	u32 max = fdt->max_fds;
 	if (fd < 0 || (u32)fd >= max)
 		return 0;
-	struct file **fds = fdt->fd;
 	struct file *f = 0;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
 	if (!f)
 		return 0;
-	return BPF_CORE_READ(f, private_data);
+	struct socket *so = bpf_core_cast(f, struct file)->private_data;
+	return so ? bpf_core_cast(so, struct socket)->sk : 0;
 }
 
 // Fills local/remote ends from the socket; `remote_from_sock` for accept.
 static __always_inline void sock_ends(struct sock_rec *r, struct sock *sk, bool remote_from_sock)
 {
-	r->proto = BPF_CORE_READ(sk, sk_protocol);
-	r->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	r->proto = sk->sk_protocol;
+	r->lport = sk->__sk_common.skc_num;
 	if (r->family == AF_INET) {
-		bpf_core_read(r->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		*(u32 *)r->laddr = sk->__sk_common.skc_rcv_saddr;
 		if (remote_from_sock) {
-			bpf_core_read(r->raddr, 4, &sk->__sk_common.skc_daddr);
-			r->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+			*(u32 *)r->raddr = sk->__sk_common.skc_daddr;
+			r->rport = bpf_ntohs(sk->__sk_common.skc_dport);
 		}
 	} else {
-		bpf_core_read(r->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		u32 *l = (u32 *)r->laddr;
+		for (int i = 0; i < 4; i++)
+			l[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
 		if (remote_from_sock) {
-			bpf_core_read(r->raddr, 16, &sk->__sk_common.skc_v6_daddr);
-			r->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+			u32 *d = (u32 *)r->raddr;
+			for (int i = 0; i < 4; i++)
+				d[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
+			r->rport = bpf_ntohs(sk->__sk_common.skc_dport);
 		}
 	}
 }
@@ -970,8 +980,7 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 			__builtin_memcpy(r->raddr, (u8 *)sa + 4, 4);
 		else
 			__builtin_memcpy(r->raddr, (u8 *)sa + 8, 16);
-		struct socket *so = fd_socket(r->fd);
-		struct sock *sk = so ? BPF_CORE_READ(so, sk) : 0;
+		struct sock *sk = fd_sock(r->fd);
 		if (sk)
 			sock_ends(r, sk, false);
 	}
@@ -983,11 +992,10 @@ static __always_inline int accept_exit(long ret, u32 kind)
 {
 	if (is_self() || ret < 0)
 		return 0;
-	struct socket *so = fd_socket(ret);
-	struct sock *sk = so ? BPF_CORE_READ(so, sk) : 0;
+	struct sock *sk = fd_sock(ret);
 	if (!sk)
 		return 0;
-	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	struct sock_rec *r = reserve(sizeof(*r));
