@@ -84,7 +84,7 @@ pub(crate) fn run(
             }
             slot.len = len as u32;
             slot.mode = if p.writes_only { 2 } else { 1 };
-            (slot.w0, slot.m0) = first_word(&bytes[..len]);
+            [(slot.w0, slot.m0), (slot.w1, slot.m1)] = prefix_words(&bytes[..len]);
         }
         ro.n_prefixes = n as u32;
         ro.n_any = prefixes.iter().take(n).filter(|p| !p.writes_only).count() as u32;
@@ -271,16 +271,21 @@ fn syscall_program_needed(name: &str, syscall_events: bool, wanted: Option<&[Str
         && (syscall == "execveat" || wanted.is_none_or(|w| w.iter().any(|t| t == syscall)))
 }
 
-/// The first (up to) 8 bytes of a prefix as the little-endian word the BPF filter compares with
-/// a path's first 8 bytes, and the mask of the bytes that belong to the prefix.
-fn first_word(prefix: &[u8]) -> (u64, u64) {
-    let mut w = [0u8; 8];
-    let mut m = [0u8; 8];
-    for (i, b) in prefix.iter().take(8).enumerate() {
+/// The first (up to) 15 bytes of a prefix as the two little-endian words the BPF filter
+/// compares with a path's first 16 bytes (read as a string, so the 16th is always a NUL), and
+/// the masks of the bytes that belong to the prefix.
+fn prefix_words(prefix: &[u8]) -> [(u64, u64); 2] {
+    let mut w = [0u8; 16];
+    let mut m = [0u8; 16];
+    for (i, b) in prefix.iter().take(15).enumerate() {
         w[i] = *b;
         m[i] = 0xff;
     }
-    (u64::from_le_bytes(w), u64::from_le_bytes(m))
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    [
+        (word(&w[..8]), word(&m[..8])),
+        (word(&w[8..]), word(&m[8..])),
+    ]
 }
 
 /// Syscall tracepoints are found through tracefs; mounts it where the host has not.
@@ -343,7 +348,7 @@ fn sum(vals: &[Vec<u8>]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{first_word, syscall_program_needed};
+    use super::{prefix_words, syscall_program_needed};
 
     #[test]
     fn syscall_programs_follow_the_interest_set() {
@@ -360,18 +365,36 @@ mod tests {
     }
 
     #[test]
-    fn first_word_masks_short_prefixes() {
-        let (w, m) = first_word(b"/etc/");
+    fn prefix_words_mask_what_the_prefix_covers() {
+        // Does a path (read as the kernel does: at most 15 bytes, then zeros) pass the words?
+        let passes = |prefix: &[u8], path: &[u8]| {
+            let mut head = [0u8; 16];
+            for (d, s) in head.iter_mut().zip(path.iter().take(15)) {
+                *d = *s;
+            }
+            let w0 = u64::from_le_bytes(head[..8].try_into().unwrap());
+            let w1 = u64::from_le_bytes(head[8..].try_into().unwrap());
+            let [(a, ma), (b, mb)] = prefix_words(prefix);
+            w0 & ma == a && w1 & mb == b
+        };
+        let [(w, m), (w1, m1)] = prefix_words(b"/etc/");
         assert_eq!(m, 0x0000_00ff_ffff_ffff);
-        let path = u64::from_le_bytes(*b"/etc/hos");
-        assert_eq!(path & m, w);
-        let other = u64::from_le_bytes(*b"/etx/hos");
-        assert_ne!(other & m, w);
-        let (w, m) = first_word(b"/etc/shadow");
-        assert_eq!(m, u64::MAX);
-        assert_eq!(w, u64::from_le_bytes(*b"/etc/sha"));
+        assert_eq!((w1, m1), (0, 0));
+        assert_eq!(w, u64::from_le_bytes(*b"/etc/\0\0\0"));
+        assert!(passes(b"/etc/", b"/etc/hostname"));
+        assert!(!passes(b"/etc/", b"/etx/hostname"));
+        // the second word tells prefixes apart that share their first eight bytes
+        assert!(passes(b"/etc/ld.so.preload", b"/etc/ld.so.preload"));
+        assert!(!passes(b"/etc/ld.so.preload", b"/etc/ld.so.cache"));
+        // past 15 bytes the kernel has read nothing: `wanted` decides on the whole path
+        assert!(passes(
+            b"/var/run/secrets/kubernetes.io/",
+            b"/var/run/secrets/x"
+        ));
+        let [_, (_, m1)] = prefix_words(b"/var/run/secrets/kubernetes.io/");
+        assert_eq!(m1, 0x00ff_ffff_ffff_ffff);
         // a path that ends early is zero padded and cannot match a longer prefix
-        let short = u64::from_le_bytes(*b"/etc\0\0\0\0");
-        assert_ne!(short & first_word(b"/etc/").1, first_word(b"/etc/").0);
+        assert!(!passes(b"/etc/", b"/etc"));
+        assert!(!passes(b"/etc/shadow", b"/etc/sha"));
     }
 }

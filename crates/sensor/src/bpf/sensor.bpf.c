@@ -124,6 +124,8 @@ struct prefix {
 	u32 mode; /* 1: any open, 2: writes only */
 	u64 w0;   /* the prefix's first 8 bytes (little-endian word), zero beyond its length */
 	u64 m0;   /* mask of the bytes of w0 that belong to the prefix */
+	u64 w1;   /* its bytes 8..15, of which the first 7 count (a 16-byte read ends in a NUL) */
+	u64 m1;   /* mask of the bytes of w1 that belong to the prefix */
 };
 
 // Set by user space before load.
@@ -542,16 +544,16 @@ static __always_inline bool history_name(const char *path, long n)
 	return true;
 }
 
-// Can `path` (whose first 8 bytes, zero padded after its end, are `w0`) match a prefix that
-// applies to this open? Compares one word per prefix: a necessary condition for `wanted`, so
-// that most opens are rejected after reading 8 bytes of their path.
-static __always_inline bool maybe_wanted(u64 w0, bool write)
+// Can `path` (whose first 16 bytes, zero padded after its end, are `w0`, `w1`) match a prefix
+// that applies to this open? Compares two words per prefix: a necessary condition for
+// `wanted`, so that most opens are rejected after reading 16 bytes of their path.
+static __always_inline bool maybe_wanted(u64 w0, u64 w1, bool write)
 {
 	u32 n = write ? n_prefixes : n_any;
 	for (int i = 0; i < NPREFIX; i++) {
 		if (i >= n)
 			break;
-		if ((w0 & prefixes[i].m0) == prefixes[i].w0)
+		if ((w0 & prefixes[i].m0) == prefixes[i].w0 && (w1 & prefixes[i].m1) == prefixes[i].w1)
 			return true;
 	}
 	return false;
@@ -581,7 +583,7 @@ static __always_inline int open_enter(u32 kind, int dfd, const char *upath, u32 
 	}
 	if (hn <= 0)
 		return 0;
-	if (!maybe_wanted(head[0], flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
+	if (!maybe_wanted(head[0], head[1], flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
 		return 0;
 	if (is_self())
 		return 0;
