@@ -265,6 +265,15 @@ static __always_inline bool is_self(void)
 	return self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid;
 }
 
+// From kernel 6.2, bpf_rdonly_cast turns an address into a pointer of its BTF type that is read
+// with direct loads (no helper call). Older kernels read the same fields with probe reads: libbpf
+// resolves the missing kfunc to 0 and the verifier drops the branch that cannot be taken.
+#define HAVE_RDONLY_CAST bpf_ksym_exists(bpf_rdonly_cast)
+#define KCAST(p, type)                                                                       \
+	(HAVE_RDONLY_CAST ? (type *)bpf_rdonly_cast((void *)(p), bpf_core_type_id_kernel(type)) \
+			  : (type *)(p))
+#define KREAD(p, field) (HAVE_RDONLY_CAST ? (p)->field : BPF_CORE_READ(p, field))
+
 // The header is always about the current task. Fields are read with direct (BTF, CO-RE
 // relocated) loads where the verifier allows it: much cheaper than bpf_probe_read calls.
 static __always_inline struct cgroup *task_cgroup(struct task_struct *t)
@@ -285,7 +294,8 @@ static __always_inline u32 task_vpid(struct task_struct *t)
 	u32 level = p->level;
 	u64 at = (u64)p + bpf_core_field_offset(struct pid, numbers) +
 		 (level & 31) * bpf_core_type_size(struct upid);
-	return bpf_core_cast((void *)at, struct upid)->nr;
+	struct upid *u = KCAST(at, struct upid);
+	return KREAD(u, nr);
 }
 
 static __always_inline void fill_hdr(struct hdr *h, u32 kind, struct task_struct *t)
@@ -318,12 +328,12 @@ static __always_inline void fill_hdr(struct hdr *h, u32 kind, struct task_struct
 // `vm` as the `struct mount` that embeds it, readable by direct loads.
 static __always_inline struct mount *real_mount(struct vfsmount *vm)
 {
-	return bpf_core_cast((void *)vm - bpf_core_field_offset(struct mount, mnt), struct mount);
+	return KCAST((void *)vm - bpf_core_field_offset(struct mount, mnt), struct mount);
 }
 
 // Writes the components of the path (`d` on `vm`) leaf first, NUL separated, stopping at the
-// task's root (`rootd` on `rootm`). Every pointer is walked with direct (BTF) loads; only the
-// names are copied with a helper.
+// task's root (`rootd` on `rootm`). Pointers are walked with direct (BTF) loads where the
+// kernel can cast (see KCAST); the names are copied with a helper.
 static __always_inline u32 walk_path(char *buf, struct dentry *d, struct vfsmount *vm,
 				     struct dentry *rootd, struct vfsmount *rootm)
 {
@@ -334,11 +344,11 @@ static __always_inline u32 walk_path(char *buf, struct dentry *d, struct vfsmoun
 	for (int i = 0; i < WALK_DEPTH; i++) {
 		if (d == rootd && (u64)m + mnt_off == (u64)rootm)
 			break;
-		struct dentry *parent = d->d_parent;
-		struct dentry *mroot = m->mnt.mnt_root;
+		struct dentry *parent = KREAD(d, d_parent);
+		struct dentry *mroot = KREAD(m, mnt.mnt_root);
 		if (d == parent && d != mroot) {
 			/* a pseudo file (memfd, anonymous): its name is all there is */
-			const unsigned char *pname = d->d_name.name;
+			const unsigned char *pname = KREAD(d, d_name.name);
 			if (pos < PATH_MAX_LEN) {
 				long pn = bpf_probe_read_kernel_str(buf + (pos & (PATH_MAX_LEN - 1)), PREFIX_LEN, pname);
 				if (pn > 0)
@@ -347,14 +357,14 @@ static __always_inline u32 walk_path(char *buf, struct dentry *d, struct vfsmoun
 			break;
 		}
 		if (d == mroot || d == parent) {
-			struct mount *mp = m->mnt_parent;
+			struct mount *mp = KREAD(m, mnt_parent);
 			if (mp == m || d != mroot)
 				break;
-			d = m->mnt_mountpoint;
+			d = KREAD(m, mnt_mountpoint);
 			m = mp;
 			continue;
 		}
-		const unsigned char *name = d->d_name.name;
+		const unsigned char *name = KREAD(d, d_name.name);
 		if (pos >= PATH_MAX_LEN)
 			break;
 		long n = bpf_probe_read_kernel_str(buf + (pos & (PATH_MAX_LEN - 1)), PREFIX_LEN, name);
@@ -901,21 +911,37 @@ static __always_inline struct sock *fd_sock(int fd)
 	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
 	if (!f)
 		return 0;
-	struct socket *so = bpf_core_cast(f, struct file)->private_data;
-	return so ? bpf_core_cast(so, struct socket)->sk : 0;
+	struct file *fc = KCAST(f, struct file);
+	struct socket *so = KREAD(fc, private_data);
+	if (!so)
+		return 0;
+	struct socket *sc = KCAST(so, struct socket);
+	return KREAD(sc, sk);
 }
 
 // Fills local/remote ends from the socket; `remote_from_sock` for accept.
 static __always_inline void sock_ends(struct sock_rec *r, struct sock *sk, bool remote_from_sock)
 {
-	r->proto = sk->sk_protocol;
-	r->lport = sk->__sk_common.skc_num;
+	r->proto = KREAD(sk, sk_protocol);
+	r->lport = KREAD(sk, __sk_common.skc_num);
+	if (remote_from_sock)
+		r->rport = bpf_ntohs(KREAD(sk, __sk_common.skc_dport));
+	if (!HAVE_RDONLY_CAST) {
+		if (r->family == AF_INET) {
+			bpf_core_read(r->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+			if (remote_from_sock)
+				bpf_core_read(r->raddr, 4, &sk->__sk_common.skc_daddr);
+		} else {
+			bpf_core_read(r->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+			if (remote_from_sock)
+				bpf_core_read(r->raddr, 16, &sk->__sk_common.skc_v6_daddr);
+		}
+		return;
+	}
 	if (r->family == AF_INET) {
 		*(u32 *)r->laddr = sk->__sk_common.skc_rcv_saddr;
-		if (remote_from_sock) {
+		if (remote_from_sock)
 			*(u32 *)r->raddr = sk->__sk_common.skc_daddr;
-			r->rport = bpf_ntohs(sk->__sk_common.skc_dport);
-		}
 	} else {
 		u32 *l = (u32 *)r->laddr;
 		for (int i = 0; i < 4; i++)
@@ -924,7 +950,6 @@ static __always_inline void sock_ends(struct sock_rec *r, struct sock *sk, bool 
 			u32 *d = (u32 *)r->raddr;
 			for (int i = 0; i < 4; i++)
 				d[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
-			r->rport = bpf_ntohs(sk->__sk_common.skc_dport);
 		}
 	}
 }
@@ -997,7 +1022,7 @@ static __always_inline int accept_exit(long ret, u32 kind)
 	struct sock *sk = fd_sock(ret);
 	if (!sk)
 		return 0;
-	u16 family = sk->__sk_common.skc_family;
+	u16 family = KREAD(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	struct sock_rec *r = reserve(sizeof(*r));
