@@ -1,7 +1,8 @@
 //! Sensor benchmark (root):
 //!
 //! `cargo run --release -p vigil-sensor --example sensor_bench -- [--no-syscall-events]
-//! [--drain-ms MS] [--stream] [--all-events] [EXECS [CONNECTS [OPENS [ROUNDS]]]]`
+//! [--drain-ms MS] [--stream] [--all-events] [--event-types LIST] [EXECS [CONNECTS [OPENS
+//! [ROUNDS]]]]`
 //!
 //! Prints events/s captured, drops, slowdown, sensor and BPF CPU and p99 latency for an exec, a
 //! connect and an open storm, without and with the sensor (medians of ROUNDS alternating
@@ -10,7 +11,8 @@
 //! buffer at the latest (default 4); `--stream` reads events through an `EventStream` as
 //! `vigil sensor` does, instead of a consumer on the sensor's thread as `vigil up` does. Like
 //! `vigil up`, the sensor builds only the event types its rules (the built-in pack) can match;
-//! `--all-events` builds every type, as `vigil sensor` does. Also `vigil sensor --bench`.
+//! `--all-events` builds every type, as `vigil sensor` does; `--event-types execve,openat` builds
+//! the listed ones (`evt.type` names). Also `vigil sensor --bench`.
 
 /// The allocator the `vigil` binary uses, so the figures are those of `vigil` itself.
 #[global_allocator]
