@@ -261,7 +261,9 @@ pub struct SensorConfig {
     /// Interval of the `/proc/net` connection scan (proc backend).
     pub conn_scan_interval: Duration,
     /// Longest an event waits in the ring buffer (eBPF backend): the kernel wakes the reader
-    /// only for batches, and the reader drains at least this often.
+    /// only for batches, and the reader drains at least this often. Its timer fires anywhere
+    /// in the second half of the interval, with the first interrupt there (on a busy CPU, the
+    /// scheduler tick), so that draining adds no timer interrupt of its own.
     pub drain_interval: Duration,
     /// Nice value of the thread that reads the kernel (eBPF ring buffer or proc connector);
     /// negative keeps event latency low when the host is busy. 0 leaves it unchanged.
@@ -591,6 +593,19 @@ pub(crate) fn raise_thread_priority(nice: i32) {
     let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
     if rc != 0 {
         tracing::debug!(nice, error = %std::io::Error::last_os_error(), "cannot change the sensor thread's priority");
+    }
+}
+
+/// Lets the calling thread's timers fire up to `slack` late (`PR_SET_TIMERSLACK`; best effort).
+/// A timer with slack expires with whatever interrupt comes first in its window, usually the
+/// scheduler tick of a busy CPU, rather than with an interrupt of its own.
+#[allow(unsafe_code)]
+pub(crate) fn set_thread_timer_slack(slack: Duration) {
+    let ns = slack.as_nanos().clamp(1, u128::from(u32::MAX)) as libc::c_ulong;
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and changes only the calling thread.
+    let rc = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns, 0, 0, 0) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot set the reader's timer slack");
     }
 }
 
