@@ -1,14 +1,15 @@
 //! Sensor benchmark (root):
 //!
 //! `cargo run --release -p vigil-sensor --example sensor_bench -- [--no-syscall-events]
-//! [--drain-ms MS] [--stream] [--all-events] [--event-types LIST] [EXECS [CONNECTS [OPENS
-//! [ROUNDS]]]]`
+//! [--drain-ms MS] [--reader-nice N] [--stream] [--all-events] [--event-types LIST] [EXECS
+//! [CONNECTS [OPENS [ROUNDS]]]]`
 //!
 //! Prints events/s captured, drops, slowdown, sensor and BPF CPU and p99 latency for an exec, a
 //! connect and an open storm, without and with the sensor (medians of ROUNDS alternating
 //! rounds, default 5). A count of 0 skips that storm. `--no-syscall-events` measures the sensor
 //! with process and Docker events only; `--drain-ms` sets how often the reader drains the ring
-//! buffer at the latest (default 4); `--stream` reads events through an `EventStream` as
+//! buffer at the latest (default 4); `--reader-nice` the reader thread's nice value (default
+//! -5); `--stream` reads events through an `EventStream` as
 //! `vigil sensor` does, instead of a consumer on the sensor's thread as `vigil up` does. Like
 //! `vigil up`, the sensor builds only the event types its rules (the built-in pack) can match;
 //! `--all-events` builds every type, as `vigil sensor` does; `--event-types execve,openat` builds
@@ -38,6 +39,24 @@ fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
     }
 }
 
+/// Removes `flag` and its value from `args`; the value parsed, if the flag was there.
+fn take_number<T: std::str::FromStr>(
+    args: &mut Vec<String>,
+    flag: &str,
+) -> Result<Option<T>, String> {
+    let Some(i) = args.iter().position(|a| a == flag) else {
+        return Ok(None);
+    };
+    if i + 1 >= args.len() {
+        return Err(format!("{flag} wants a value"));
+    }
+    let v = args.remove(i + 1);
+    args.remove(i);
+    v.parse()
+        .map(Some)
+        .map_err(|_| format!("{flag} wants a whole number, not `{v}`"))
+}
+
 fn main() -> std::process::ExitCode {
     let mut args: Vec<String> = std::env::args().collect();
     let syscall_events = !take_flag(&mut args, "--no-syscall-events");
@@ -55,23 +74,19 @@ fn main() -> std::process::ExitCode {
         }
         None => None,
     };
-    let drain_ms = match args.iter().position(|a| a == "--drain-ms") {
-        Some(i) if i + 1 < args.len() => {
-            let v = args.remove(i + 1);
-            args.remove(i);
-            match v.parse::<u64>() {
-                Ok(ms) => Some(ms),
-                Err(_) => {
-                    eprintln!("--drain-ms wants a whole number of milliseconds, not `{v}`");
-                    return std::process::ExitCode::FAILURE;
-                }
-            }
-        }
-        Some(_) => {
-            eprintln!("--drain-ms wants a value");
+    let drain_ms = match take_number(&mut args, "--drain-ms") {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
             return std::process::ExitCode::FAILURE;
         }
-        None => None,
+    };
+    let reader_nice = match take_number(&mut args, "--reader-nice") {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
     };
     if args.get(1).map(String::as_str) == Some("--worker") {
         return match sensor::bench::worker_main(&args[2..]) {
@@ -101,6 +116,9 @@ fn main() -> std::process::ExitCode {
     };
     if let Some(ms) = drain_ms {
         cfg.drain_interval = std::time::Duration::from_millis(ms);
+    }
+    if let Some(n) = reader_nice {
+        cfg.reader_nice = n;
     }
     if let Some(n) = args.get(1).and_then(|s| s.parse().ok()) {
         cfg.execs = n;

@@ -50,6 +50,8 @@ pub struct BenchConfig {
     /// The event types the sensor builds ([`SensorConfig::event_types`]; `vigil up` passes its
     /// rules' interest set). `None`: every type.
     pub event_types: Option<Vec<String>>,
+    /// Nice value of the sensor's reader thread ([`SensorConfig::reader_nice`]).
+    pub reader_nice: i32,
 }
 
 impl Default for BenchConfig {
@@ -65,6 +67,7 @@ impl Default for BenchConfig {
             drain_interval: SensorConfig::default().drain_interval,
             stream: false,
             event_types: None,
+            reader_nice: SensorConfig::default().reader_nice,
         }
     }
 }
@@ -417,6 +420,7 @@ async fn sensor_round(
         syscall_events: cfg.syscall_events,
         drain_interval: cfg.drain_interval,
         event_types: cfg.event_types.clone(),
+        reader_nice: cfg.reader_nice,
         ..Default::default()
     };
     // Latency of each event from the kernel's timestamp to the consumer.
