@@ -39,11 +39,8 @@ fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
     }
 }
 
-/// Removes `flag` and its value from `args`; the value parsed, if the flag was there.
-fn take_number<T: std::str::FromStr>(
-    args: &mut Vec<String>,
-    flag: &str,
-) -> Result<Option<T>, String> {
+/// Removes `flag` and its value from `args`; the value, if the flag was there.
+fn take_value(args: &mut Vec<String>, flag: &str) -> Result<Option<String>, String> {
     let Some(i) = args.iter().position(|a| a == flag) else {
         return Ok(None);
     };
@@ -52,9 +49,21 @@ fn take_number<T: std::str::FromStr>(
     }
     let v = args.remove(i + 1);
     args.remove(i);
-    v.parse()
-        .map(Some)
-        .map_err(|_| format!("{flag} wants a whole number, not `{v}`"))
+    Ok(Some(v))
+}
+
+/// Like [`take_value`], for a whole number.
+fn take_number<T: std::str::FromStr>(
+    args: &mut Vec<String>,
+    flag: &str,
+) -> Result<Option<T>, String> {
+    match take_value(args, flag)? {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{flag} wants a whole number, not `{v}`")),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,17 +71,12 @@ fn main() -> std::process::ExitCode {
     let syscall_events = !take_flag(&mut args, "--no-syscall-events");
     let stream = take_flag(&mut args, "--stream");
     let all_events = take_flag(&mut args, "--all-events");
-    let event_types = match args.iter().position(|a| a == "--event-types") {
-        Some(i) if i + 1 < args.len() => {
-            let v = args.remove(i + 1);
-            args.remove(i);
-            Some(v.split(',').map(str::to_string).collect::<Vec<_>>())
-        }
-        Some(_) => {
-            eprintln!("--event-types wants a comma-separated list");
+    let event_types = match take_value(&mut args, "--event-types") {
+        Ok(v) => v.map(|list| list.split(',').map(str::to_string).collect::<Vec<_>>()),
+        Err(e) => {
+            eprintln!("{e}");
             return std::process::ExitCode::FAILURE;
         }
-        None => None,
     };
     let drain_ms = match take_number(&mut args, "--drain-ms") {
         Ok(v) => v,
