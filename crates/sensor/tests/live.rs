@@ -903,3 +903,32 @@ async fn ipv6_connect_carries_both_ends() {
     );
     assert_eq!(conn.res, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_connect_carries_its_path() {
+    if !can_run_ebpf() {
+        return;
+    }
+    let (_h, mut rx) = start(BackendChoice::Ebpf).await;
+    // busybox's logger connects a datagram socket to /dev/log (whether or not a syslog daemon
+    // listens there: the connect is reported with its result either way).
+    let Ok(child) = Command::new("busybox").args(["logger", "vigil"]).spawn() else {
+        testkit::skip("busybox is not installed (scripts/deps.sh --test installs it)");
+        return;
+    };
+    let pid = child.id();
+    let out = child.wait_with_output().expect("logger");
+    assert!(out.status.success());
+    let conn = wait_for(&mut rx, 5, |e| {
+        e.kind == "connect" && e.process.as_ref().is_some_and(|p| p.pid == pid)
+    })
+    .await
+    .expect("connect of busybox logger");
+    let fd = conn.fd.as_ref().unwrap();
+    assert_eq!(fd.typechar, 'u', "{conn:?}");
+    assert_eq!(fd.path, "/dev/log");
+    assert!(!fd.local_is_server);
+    if !std::path::Path::new("/dev/log").exists() {
+        assert_eq!(conn.res, Some(-2), "ENOENT: nothing listens at /dev/log");
+    }
+}
