@@ -186,6 +186,21 @@ static __always_inline struct pending *scratch_pending(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
+// connect arguments between entry and exit (small values: the hot path)
+struct conn_args {
+	u64 fd;
+	u64 uaddr;
+	u32 addrlen;
+	u32 pending; /* 0: no connect pending */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct conn_args);
+} pend_conn SEC(".maps");
+
 // Tasks whose pending slot holds a call (kind != 0): the exit handlers skip the storage lookup
 // while there are none. Only a task changes its own slot, so the count is exact once `armed`
 // (set by user space when every program is attached: an entry is stashed only when its exit
@@ -939,26 +954,39 @@ static __always_inline void sock_ends(struct sock_rec *r, struct sock *sk, bool 
 	}
 }
 
-// connect is traced at exit only: its arguments are still in the user registers the syscall
-// was entered with (x86-64: di, si, dx; the kernel writes only ax), and the address is still in
-// the caller's memory. No entry program means the syscall's entry takes no traced path.
-SEC("tracepoint/syscalls/sys_exit_connect")
-int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	if (is_self())
 		return 0;
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
-	if (!regs)
+	/* the address is read once, at exit (it is still in the caller's memory then) */
+	struct conn_args *a = bpf_task_storage_get(&pend_conn, bpf_get_current_task_btf(), 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a) {
+		count(1);
 		return 0;
-	s32 fd = regs->di;
-	u64 uaddr = regs->si;
-	u64 len = (u32)regs->dx;
+	}
+	a->fd = ctx->args[0];
+	a->uaddr = ctx->args[1];
+	a->addrlen = ctx->args[2];
+	a->pending = 1;
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct conn_args *pe = bpf_task_storage_get(&pend_conn, t, 0, 0);
+	if (!pe || !pe->pending)
+		return 0;
+	pe->pending = 0;
 	/* family, port and address in one read: sockaddr_in6 is 28 bytes */
 	u64 sa[4] = {0, 0, 0, 0};
+	u32 len = pe->addrlen;
 	if (len > 28)
 		len = 28;
-	if (len < 2 || bpf_probe_read_user(sa, len & 31, (void *)uaddr) != 0)
+	if (len < 2 || bpf_probe_read_user(sa, len, (void *)pe->uaddr) != 0)
 		return 0;
 	u16 family = (u16)sa[0];
 	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
@@ -970,9 +998,9 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	fill_hdr(&r->h, K_CONNECT, t);
 	r->h.res = ctx->ret;
 	r->family = family;
-	r->fd = fd;
+	r->fd = pe->fd;
 	if (family == AF_UNIX) {
-		bpf_probe_read_user_str(r->unix_path, sizeof(r->unix_path), (void *)uaddr + 2);
+		bpf_probe_read_user_str(r->unix_path, sizeof(r->unix_path), (void *)pe->uaddr + 2);
 	} else {
 		r->rport = bpf_ntohs((u16)(sa[0] >> 16));
 		if (family == AF_INET)
