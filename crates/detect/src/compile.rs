@@ -1533,25 +1533,28 @@ mod tests {
     fn exec_event(n: &str, p: &str, u: &str) -> Event {
         Event {
             kind: "execve".into(),
-            process: Some(ProcessInfo {
-                name: n.into(),
-                user: UserInfo {
-                    name: u.into(),
+            process: Some(
+                ProcessInfo {
+                    name: n.into(),
+                    user: UserInfo {
+                        name: u.into(),
+                        ..Default::default()
+                    },
+                    ancestors: if p.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![
+                            Ancestor {
+                                name: p.into(),
+                                ..Default::default()
+                            }
+                            .into(),
+                        ]
+                    },
                     ..Default::default()
-                },
-                ancestors: if p.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![
-                        Ancestor {
-                            name: p.into(),
-                            ..Default::default()
-                        }
-                        .into(),
-                    ]
-                },
-                ..Default::default()
-            }),
+                }
+                .into(),
+            ),
             ..Default::default()
         }
     }
@@ -1607,7 +1610,7 @@ mod tests {
         assert!(!report.has_errors(), "{report}");
         assert_eq!(rules.debug_tree(0, "connect", "Never"), "");
         assert_eq!(rules.debug_tree(0, "connect", "Always"), "true\n");
-        for process in [None, Some(ProcessInfo::default())] {
+        for process in [None, Some(ProcessInfo::default().into())] {
             let ev = Event {
                 kind: "connect".into(),
                 process,
@@ -1675,14 +1678,17 @@ mod tests {
         ] {
             let ev = Event {
                 kind: "execve".into(),
-                process: Some(ProcessInfo {
-                    name: n.into(),
-                    user: UserInfo {
-                        name: u.into(),
+                process: Some(
+                    ProcessInfo {
+                        name: n.into(),
+                        user: UserInfo {
+                            name: u.into(),
+                            ..Default::default()
+                        },
                         ..Default::default()
-                    },
-                    ..Default::default()
-                }),
+                    }
+                    .into(),
+                ),
                 ..Default::default()
             };
             let mut got = Vec::new();

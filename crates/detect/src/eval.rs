@@ -1107,10 +1107,13 @@ mod tests {
         for name in ["bash", "sh"] {
             let ev = Event {
                 kind: "execve".into(),
-                process: Some(model::ProcessInfo {
-                    name: name.into(),
-                    ..Default::default()
-                }),
+                process: Some(
+                    model::ProcessInfo {
+                        name: name.into(),
+                        ..Default::default()
+                    }
+                    .into(),
+                ),
                 ..Default::default()
             };
             let general = CCheck {
@@ -1142,10 +1145,13 @@ mod tests {
         let mut s = EvalScratch::default();
         let bash = Event {
             kind: "execve".into(),
-            process: Some(model::ProcessInfo {
-                name: "bash".into(),
-                ..Default::default()
-            }),
+            process: Some(
+                model::ProcessInfo {
+                    name: "bash".into(),
+                    ..Default::default()
+                }
+                .into(),
+            ),
             ..Default::default()
         };
         s.reset();

@@ -13,7 +13,7 @@
 //! assert!(!report.has_errors(), "{report}");
 //! let ev = model::Event {
 //!     kind: "execve".into(),
-//!     process: Some(model::ProcessInfo { name: "hi".into(), ..Default::default() }),
+//!     process: Some(model::ProcessInfo { name: "hi".into(), ..Default::default() }.into()),
 //!     ..Default::default()
 //! };
 //! let detections = rules.detect(&ev);
@@ -975,8 +975,8 @@ mod tests {
                     let base = Event {
                         kind: "execve".into(),
                         res: Some(0),
-                        process: Some(process),
-                        container,
+                        process: Some(process.into()),
+                        container: container.map(Into::into),
                         ..Default::default()
                     };
                     out.push(base.clone());

@@ -260,14 +260,20 @@ mod tests {
         );
         let ev = Event {
             kind: "execve".into(),
-            process: Some(ProcessInfo {
-                name: "sh".into(),
-                ..Default::default()
-            }),
-            container: Some(ContainerInfo {
-                id: "abcdef0123456789".into(),
-                ..Default::default()
-            }),
+            process: Some(
+                ProcessInfo {
+                    name: "sh".into(),
+                    ..Default::default()
+                }
+                .into(),
+            ),
+            container: Some(
+                ContainerInfo {
+                    id: "abcdef0123456789".into(),
+                    ..Default::default()
+                }
+                .into(),
+            ),
             ..Default::default()
         };
         let mut s = EvalScratch::default();

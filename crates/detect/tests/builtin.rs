@@ -83,15 +83,18 @@ fn detections_become_alerts() {
         kind: "container_start".into(),
         source: model::EventSource::Docker,
         hostname: "node-1".into(),
-        container: Some(model::ContainerInfo {
-            id: "4f1c0e7d9a2b3c4d5e6f00".into(),
-            name: "miner".into(),
-            image: "servethehome/monero_cpu_minergate:latest".into(),
-            image_repository: "servethehome/monero_cpu_minergate".into(),
-            k8s_ns: "prod".into(),
-            k8s_pod: "miner-0".into(),
-            ..Default::default()
-        }),
+        container: Some(
+            model::ContainerInfo {
+                id: "4f1c0e7d9a2b3c4d5e6f00".into(),
+                name: "miner".into(),
+                image: "servethehome/monero_cpu_minergate:latest".into(),
+                image_repository: "servethehome/monero_cpu_minergate".into(),
+                k8s_ns: "prod".into(),
+                k8s_pod: "miner-0".into(),
+                ..Default::default()
+            }
+            .into(),
+        ),
         ..Default::default()
     };
     let d = rules.detect(&ev);

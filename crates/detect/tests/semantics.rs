@@ -15,12 +15,15 @@ fn load(files: &[&str]) -> (RuleSet, LoadReport) {
 fn exec(name: &str, args: &[&str]) -> Event {
     Event {
         kind: "execve".into(),
-        process: Some(ProcessInfo {
-            pid: 42,
-            name: name.into(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }),
+        process: Some(
+            ProcessInfo {
+                pid: 42,
+                name: name.into(),
+                args: args.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            }
+            .into(),
+        ),
         ..Default::default()
     }
 }
@@ -196,7 +199,7 @@ fn exceptions() {
 ";
     let mut ev = exec("sh", &["run", "allowed"]);
     let set_parent = |ev: &mut Event, p: &str| {
-        ev.process.as_mut().unwrap().ancestors = vec![
+        std::sync::Arc::make_mut(ev.process.as_mut().unwrap()).ancestors = vec![
             model::Ancestor {
                 pid: 1,
                 name: p.into(),
@@ -218,7 +221,7 @@ fn exceptions() {
         vec!["Shell"],
         "args do not contain nightly"
     );
-    ev.process.as_mut().unwrap().args = vec!["nightly".into()];
+    std::sync::Arc::make_mut(ev.process.as_mut().unwrap()).args = vec!["nightly".into()];
     assert!(hits(&rules, &ev).is_empty());
     assert!(hits(&rules, &exec("sh", &["-c", "safe", "thing"])).is_empty());
     assert_eq!(hits(&rules, &exec("sh", &["-c", "other"])), vec!["Shell"]);
@@ -463,13 +466,16 @@ fn unknown_sources_are_skipped_and_docker_rules_match() {
         source: EventSource::Docker,
         kind: "container_start".into(),
         args: [("name".to_string(), "c1".to_string())].into(),
-        container: Some(ContainerInfo {
-            id: "0123456789abcdef0123".into(),
-            name: "c1".into(),
-            image: "busybox".into(),
-            image_repository: "busybox".into(),
-            ..Default::default()
-        }),
+        container: Some(
+            ContainerInfo {
+                id: "0123456789abcdef0123".into(),
+                name: "c1".into(),
+                image: "busybox".into(),
+                image_repository: "busybox".into(),
+                ..Default::default()
+            }
+            .into(),
+        ),
         ..Default::default()
     };
     let d = rules.detect(&ev);
@@ -486,20 +492,23 @@ fn operators_and_transformers() {
     let ev = Event {
         kind: "connect".into(),
         res: Some(0),
-        process: Some(ProcessInfo {
-            name: "Curl".into(),
-            exepath: "/usr/bin/curl".into(),
-            args: vec!["aGVsbG8=".into()],
-            ancestors: vec![
-                model::Ancestor {
-                    pid: 1,
-                    name: "Curl".into(),
-                    ..Default::default()
-                }
-                .into(),
-            ],
-            ..Default::default()
-        }),
+        process: Some(
+            ProcessInfo {
+                name: "Curl".into(),
+                exepath: "/usr/bin/curl".into(),
+                args: vec!["aGVsbG8=".into()],
+                ancestors: vec![
+                    model::Ancestor {
+                        pid: 1,
+                        name: "Curl".into(),
+                        ..Default::default()
+                    }
+                    .into(),
+                ],
+                ..Default::default()
+            }
+            .into(),
+        ),
         fd: Some(FdInfo {
             typechar: '4',
             cip: Some("10.1.2.3".parse().unwrap()),

@@ -60,15 +60,18 @@ pub struct Event {
     /// Event arguments (`evt.arg.NAME`, `evt.arg[NAME]`), e.g. `flags`, `mode`, `name`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub args: BTreeMap<String, String>,
-    /// The process that caused the event.
+    /// The process that caused the event. Shared: the sensor hands the same description to
+    /// every event of a thread until something about the process changes, so an event costs
+    /// no copy of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<ProcessInfo>,
+    pub process: Option<Arc<ProcessInfo>>,
     /// The file descriptor the event is about (file or socket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fd: Option<FdInfo>,
-    /// The container the event belongs to; `None` on the host.
+    /// The container the event belongs to; `None` on the host. Shared with the sensor's
+    /// container cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<ContainerInfo>,
+    pub container: Option<Arc<ContainerInfo>>,
 }
 
 /// A process (`proc.*`, `user.*`, `group.*` fields).
@@ -334,11 +337,14 @@ mod tests {
     fn event_json_roundtrip() {
         let e = Event {
             kind: "execve".into(),
-            process: Some(ProcessInfo {
-                pid: 7,
-                name: "xmrig".into(),
-                ..Default::default()
-            }),
+            process: Some(
+                ProcessInfo {
+                    pid: 7,
+                    name: "xmrig".into(),
+                    ..Default::default()
+                }
+                .into(),
+            ),
             ..Default::default()
         };
         let s = serde_json::to_string(&e).unwrap();

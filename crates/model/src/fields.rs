@@ -1349,29 +1349,32 @@ mod tests {
     fn ev() -> Event {
         Event {
             kind: "execve".into(),
-            process: Some(ProcessInfo {
-                pid: 10,
-                name: "xmrig".into(),
-                exe: "./xmrig".into(),
-                exepath: "/tmp/xmrig".into(),
-                args: vec!["-o".into(), "stratum+tcp://pool:3333".into()],
-                ancestors: vec![
-                    Ancestor {
-                        pid: 9,
-                        name: "sh".into(),
-                        exepath: "/bin/sh".into(),
-                        cmdline: "sh -c run".into(),
-                    }
-                    .into(),
-                    Ancestor {
-                        pid: 1,
-                        name: "containerd-shim".into(),
-                        ..Default::default()
-                    }
-                    .into(),
-                ],
-                ..Default::default()
-            }),
+            process: Some(
+                ProcessInfo {
+                    pid: 10,
+                    name: "xmrig".into(),
+                    exe: "./xmrig".into(),
+                    exepath: "/tmp/xmrig".into(),
+                    args: vec!["-o".into(), "stratum+tcp://pool:3333".into()],
+                    ancestors: vec![
+                        Ancestor {
+                            pid: 9,
+                            name: "sh".into(),
+                            exepath: "/bin/sh".into(),
+                            cmdline: "sh -c run".into(),
+                        }
+                        .into(),
+                        Ancestor {
+                            pid: 1,
+                            name: "containerd-shim".into(),
+                            ..Default::default()
+                        }
+                        .into(),
+                    ],
+                    ..Default::default()
+                }
+                .into(),
+            ),
             fd: Some(FdInfo {
                 typechar: '4',
                 cip: Some("172.17.0.2".parse().unwrap()),
@@ -1381,12 +1384,15 @@ mod tests {
                 l4proto: "tcp".into(),
                 ..Default::default()
             }),
-            container: Some(ContainerInfo {
-                id: "0123456789abcdef".into(),
-                image_repository: "servethehome/monero_cpu_minergate".into(),
-                labels: [("app".to_string(), "web".to_string())].into(),
-                ..Default::default()
-            }),
+            container: Some(
+                ContainerInfo {
+                    id: "0123456789abcdef".into(),
+                    image_repository: "servethehome/monero_cpu_minergate".into(),
+                    labels: [("app".to_string(), "web".to_string())].into(),
+                    ..Default::default()
+                }
+                .into(),
+            ),
             ..Default::default()
         }
     }
@@ -1488,7 +1494,7 @@ mod tests {
             events.push(f);
         }
         e.source = EventSource::Docker;
-        e.process = Some(ProcessInfo::default());
+        e.process = Some(ProcessInfo::default().into());
         events.push(e);
         let mut names: Vec<String> = supported_field_names().map(str::to_string).collect();
         names.extend((0..5).map(|i| format!("proc.aname[{i}]")));

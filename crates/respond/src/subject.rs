@@ -39,7 +39,7 @@ impl Subject {
             .evidence
             .as_ref()
             .and_then(|v| serde_json::from_value(v.clone()).ok());
-        let c: Option<&ContainerInfo> = event.as_ref().and_then(|e| e.container.as_ref());
+        let c: Option<&ContainerInfo> = event.as_ref().and_then(|e| e.container.as_deref());
         let p = event.as_ref().and_then(|e| e.process.as_ref());
         let pick = |label: &str, from_event: Option<&str>| {
             // The event's value is more precise (full ids); labels are the fallback.
@@ -124,17 +124,23 @@ mod tests {
         );
         let ev = Event {
             kind: "execve".into(),
-            container: Some(ContainerInfo {
-                id: "0123456789abcdef".into(),
-                image: "ev/img:2".into(),
-                image_id: "sha256:ff".into(),
-                ..Default::default()
-            }),
-            process: Some(ProcessInfo {
-                pid: 42,
-                start_ts: Some(now),
-                ..Default::default()
-            }),
+            container: Some(
+                ContainerInfo {
+                    id: "0123456789abcdef".into(),
+                    image: "ev/img:2".into(),
+                    image_id: "sha256:ff".into(),
+                    ..Default::default()
+                }
+                .into(),
+            ),
+            process: Some(
+                ProcessInfo {
+                    pid: 42,
+                    start_ts: Some(now),
+                    ..Default::default()
+                }
+                .into(),
+            ),
             ..Default::default()
         };
         a.evidence = Some(serde_json::to_value(&ev).unwrap());

@@ -125,19 +125,25 @@ fn miner_alert(id: &str, name: &str, image: &str) -> Alert {
         ts: now,
         source: EventSource::Syscall,
         kind: "execve".into(),
-        process: Some(ProcessInfo {
-            pid: 4242,
-            name: "xmrig".into(),
-            ..Default::default()
-        }),
-        container: Some(ContainerInfo {
-            id: id.to_string(),
-            name: name.to_string(),
-            image: image.to_string(),
-            image_repository: repo,
-            image_tag: tag,
-            ..Default::default()
-        }),
+        process: Some(
+            ProcessInfo {
+                pid: 4242,
+                name: "xmrig".into(),
+                ..Default::default()
+            }
+            .into(),
+        ),
+        container: Some(
+            ContainerInfo {
+                id: id.to_string(),
+                name: name.to_string(),
+                image: image.to_string(),
+                image_repository: repo,
+                image_tag: tag,
+                ..Default::default()
+            }
+            .into(),
+        ),
         ..Default::default()
     };
     a.evidence = Some(serde_json::to_value(&ev).unwrap());
@@ -431,7 +437,7 @@ async fn guardrails_dry_run_protection_changed_target_rate_limit() {
     // target changed: the alert saw another image under this container id
     let mut changed = named(&a, "kill");
     let mut ev: Event = serde_json::from_value(changed.evidence.clone().unwrap()).unwrap();
-    ev.container.as_mut().unwrap().image = "someone/else:1".into();
+    std::sync::Arc::make_mut(ev.container.as_mut().unwrap()).image = "someone/else:1".into();
     changed.evidence = Some(serde_json::to_value(&ev).unwrap());
     changed.labels.set("image", "someone/else:1");
     let out = eng.handle_alert(&inc, &changed).await;
@@ -446,7 +452,7 @@ async fn guardrails_dry_run_protection_changed_target_rate_limit() {
     old.starts_at -= chrono::Duration::seconds(60);
     old.labels.set("container_id", "");
     let mut ev: Event = serde_json::from_value(old.evidence.clone().unwrap()).unwrap();
-    ev.container.as_mut().unwrap().id = String::new();
+    std::sync::Arc::make_mut(ev.container.as_mut().unwrap()).id = String::new();
     old.evidence = Some(serde_json::to_value(&ev).unwrap());
     let out = eng.handle_alert(&inc, &old).await;
     let act = &out[0].actions[0];

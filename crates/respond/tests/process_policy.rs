@@ -25,12 +25,15 @@ fn miner_alert(pid: u32, start: Option<model::Time>) -> Alert {
     let ev = Event {
         ts: now,
         kind: "execve".into(),
-        process: Some(ProcessInfo {
-            pid,
-            name: "xmrig".into(),
-            start_ts: start,
-            ..Default::default()
-        }),
+        process: Some(
+            ProcessInfo {
+                pid,
+                name: "xmrig".into(),
+                start_ts: start,
+                ..Default::default()
+            }
+            .into(),
+        ),
         ..Default::default()
     };
     a.evidence = Some(serde_json::to_value(&ev).unwrap());

@@ -1,15 +1,16 @@
 //! Sensor benchmark (root):
 //!
 //! `cargo run --release -p vigil-sensor --example sensor_bench -- [--no-syscall-events]
-//! [--drain-ms MS] [--reader-nice N] [--stream] [--all-events] [--event-types LIST] [EXECS
-//! [CONNECTS [OPENS [ROUNDS]]]]`
+//! [--drain-ms MS] [--reader-nice N] [--storm-threads N] [--stream] [--all-events]
+//! [--event-types LIST] [EXECS [CONNECTS [OPENS [ROUNDS]]]]`
 //!
 //! Prints events/s captured, drops, slowdown, sensor and BPF CPU and p99 latency for an exec, a
 //! connect and an open storm, without and with the sensor (medians of ROUNDS alternating
 //! rounds, default 5). A count of 0 skips that storm. `--no-syscall-events` measures the sensor
 //! with process and Docker events only; `--drain-ms` sets how often the reader drains the ring
 //! buffer at the latest (default 4); `--reader-nice` the reader thread's nice value (default
-//! -5); `--stream` reads events through an `EventStream` as
+//! -5); `--storm-threads` the threads each storm runs on (default one per CPU; the connect
+//! storm runs that many clients and as many servers); `--stream` reads events through an `EventStream` as
 //! `vigil sensor` does, instead of a consumer on the sensor's thread as `vigil up` does. Like
 //! `vigil up`, the sensor builds only the event types its rules (the built-in pack) can match;
 //! `--all-events` builds every type, as `vigil sensor` does; `--event-types execve,openat` builds
@@ -92,6 +93,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let storm_threads = match take_number(&mut args, "--storm-threads") {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     if args.get(1).map(String::as_str) == Some("--worker") {
         return match sensor::bench::worker_main(&args[2..]) {
             Ok(ns) => {
@@ -123,6 +131,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(n) = reader_nice {
         cfg.reader_nice = n;
+    }
+    if let Some(n) = storm_threads {
+        cfg.storm_threads = n;
     }
     if let Some(n) = args.get(1).and_then(|s| s.parse().ok()) {
         cfg.execs = n;

@@ -52,6 +52,9 @@ pub struct BenchConfig {
     pub event_types: Option<Vec<String>>,
     /// Nice value of the sensor's reader thread ([`SensorConfig::reader_nice`]).
     pub reader_nice: i32,
+    /// Threads each storm runs on (the connect storm: that many clients and as many accepting
+    /// servers); 0: one per CPU, which is what drives this machine to its highest rate.
+    pub storm_threads: u32,
 }
 
 impl Default for BenchConfig {
@@ -68,6 +71,7 @@ impl Default for BenchConfig {
             stream: false,
             event_types: None,
             reader_nice: SensorConfig::default().reader_nice,
+            storm_threads: 0,
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct StormResult {
     /// First and third quartiles of the per-round wall-clock slowdown, in %: how far rounds
     /// of the same build spread on this machine.
     pub slowdown_quartiles_pct: (f64, f64),
+    /// Wall-clock slowdown of each round, in %, in the order they ran.
+    pub round_slowdowns_pct: Vec<f64>,
     /// CPU-time slowdown: median over the rounds of the increase of the storm's own CPU time
     /// (user + system of its processes, including the BPF programs run in its syscalls), in %.
     pub cpu_slowdown_pct: f64,
@@ -148,6 +154,8 @@ pub struct BenchReport {
     pub stream: bool,
     /// The event types the sensor built (`None`: all).
     pub event_types: Option<Vec<String>>,
+    /// Threads each storm ran on (the connect storm: clients, and as many servers).
+    pub storm_threads: u32,
     /// One entry per storm.
     pub storms: Vec<StormResult>,
 }
@@ -156,9 +164,10 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "vigil sensor benchmark — backend {}, {} CPUs, syscall events {}, drain every {} ms, consumer {} (medians of {} rounds without/with)",
+            "vigil sensor benchmark — backend {}, {} CPUs, storms on {} threads, syscall events {}, drain every {} ms, consumer {} (medians of {} rounds without/with)",
             self.backend,
             self.cpus,
+            self.storm_threads,
             if self.syscall_events { "on" } else { "off" },
             self.drain_ms,
             if self.stream {
@@ -217,8 +226,14 @@ impl fmt::Display for BenchReport {
         for s in &self.storms {
             writeln!(
                 f,
-                "  {:<7} wall slowdown of single rounds: quartiles {:.1}% to {:.1}%",
-                s.storm, s.slowdown_quartiles_pct.0, s.slowdown_quartiles_pct.1
+                "  {:<7} wall slowdown of single rounds: quartiles {:.1}% to {:.1}%; each:{}",
+                s.storm,
+                s.slowdown_quartiles_pct.0,
+                s.slowdown_quartiles_pct.1,
+                s.round_slowdowns_pct
+                    .iter()
+                    .map(|r| format!(" {r:.1}"))
+                    .collect::<String>()
             )?;
             if s.programs.is_empty() {
                 continue;
@@ -248,7 +263,7 @@ pub enum BenchError {
     Worker(String),
 }
 
-fn run_worker(cmd: &[String], storm: &str, n: u32) -> Result<Duration, BenchError> {
+fn run_worker(cmd: &[String], storm: &str, n: u32, threads: u32) -> Result<Duration, BenchError> {
     let (exe, rest) = cmd
         .split_first()
         .ok_or_else(|| BenchError::Worker("worker_cmd is empty".into()))?;
@@ -256,6 +271,7 @@ fn run_worker(cmd: &[String], storm: &str, n: u32) -> Result<Duration, BenchErro
         .args(rest)
         .arg(storm)
         .arg(n.to_string())
+        .arg(threads.to_string())
         .output()
         .map_err(|e| BenchError::Worker(format!("{exe}: {e}")))?;
     if !out.status.success() {
@@ -387,14 +403,15 @@ struct Round {
 
 /// Runs one storm; its duration and the CPU the storm's processes used.
 async fn worker(
-    cmd: &[String],
+    cfg: &BenchConfig,
     storm: &'static str,
     ops: u32,
 ) -> Result<(Duration, f64), BenchError> {
-    let cmd = cmd.to_vec();
+    let cmd = cfg.worker_cmd.clone();
+    let threads = cfg.storm_threads;
     tokio::task::spawn_blocking(move || {
         let c0 = children_cpu_secs();
-        let d = run_worker(&cmd, storm, ops)?;
+        let d = run_worker(&cmd, storm, ops, threads)?;
         Ok((d, children_cpu_secs() - c0))
     })
     .await
@@ -462,7 +479,7 @@ async fn sensor_round(
     let before = h.stats();
     let progs_before = h.bpf_programs();
     let cpu0 = self_cpu_secs();
-    let (d, storm_cpu) = worker(&cfg.worker_cmd, storm, ops).await?;
+    let (d, storm_cpu) = worker(cfg, storm, ops).await?;
     // Let the sensor drain what is in flight (and refresh its BPF statistics).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cpu1 = self_cpu_secs();
@@ -523,11 +540,11 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
             for i in 0..n_rounds {
                 // Alternate the order so that a trend in background load hits both sides.
                 let (b, r) = if i % 2 == 0 {
-                    let b = worker(&cfg.worker_cmd, storm, ops).await?;
+                    let b = worker(&cfg, storm, ops).await?;
                     (b, sensor_round(&cfg, storm, ops, &mut backend).await?)
                 } else {
                     let r = sensor_round(&cfg, storm, ops, &mut backend).await?;
-                    (worker(&cfg.worker_cmd, storm, ops).await?, r)
+                    (worker(&cfg, storm, ops).await?, r)
                 };
                 let (bd, bc) = (b.0.as_secs_f64(), b.1);
                 if bd > 0.0 {
@@ -581,6 +598,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
                     .collect(),
             ),
             slowdown_quartiles_pct: quartiles(wall_ratio.clone()),
+            round_slowdowns_pct: wall_ratio.clone(),
             slowdown_pct: median(wall_ratio),
             cpu_slowdown_pct: median(cpu_ratio),
             // Per round, then the median: one round stretched by something outside the
@@ -624,19 +642,35 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
         drain_ms: cfg.drain_interval.as_secs_f64() * 1000.0,
         stream: cfg.stream,
         event_types: cfg.event_types.clone(),
+        storm_threads: storm_threads(cfg.storm_threads),
         storms,
     })
 }
 
-/// The worker side: `args` = `[exec|connect|open, N]`. Runs the storm on two threads and returns
-/// its elapsed nanoseconds (the caller prints them).
+/// Threads a storm runs on: `asked`, or one per CPU for 0.
+fn storm_threads(asked: u32) -> u32 {
+    match asked {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
+        t => t,
+    }
+}
+
+/// The worker side: `args` = `[exec|connect|open, N, THREADS]`. Runs the storm on `THREADS`
+/// threads (0 or absent: one per CPU; the connect storm adds as many accepting servers) and
+/// returns its elapsed nanoseconds (the caller prints them).
 pub fn worker_main(args: &[String]) -> Result<u64, String> {
     let storm = args.first().map(String::as_str).unwrap_or("");
     let n: u32 = args
         .get(1)
         .and_then(|s| s.parse().ok())
-        .ok_or("usage: exec|connect|open N")?;
-    let threads = 2u32;
+        .ok_or("usage: exec|connect|open N [THREADS]")?;
+    let threads: u32 = match args.get(2) {
+        Some(t) => t
+            .parse()
+            .map_err(|_| format!("THREADS: not a number: {t}"))?,
+        None => 0,
+    };
+    let threads = storm_threads(threads);
     match storm {
         "exec" => {
             let t0 = Instant::now();
@@ -657,20 +691,25 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
         "connect" => {
             let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
             let addr = l.local_addr().map_err(|e| e.to_string())?;
-            std::thread::spawn(move || {
-                for s in l.incoming() {
-                    match s {
-                        Ok(mut s) => {
-                            let _ = s.write_all(b"x");
-                            // Close abortively: a TIME_WAIT left per connection would, after
-                            // a few rounds, make a reused port's SYN wait out a one-second
-                            // retransmission and stretch a round by seconds.
-                            linger_zero(&s);
+            // As many servers as clients: one accepting thread caps this machine at two
+            // thirds of the rate it can reach.
+            for _ in 0..threads {
+                let l = l.try_clone().map_err(|e| e.to_string())?;
+                std::thread::spawn(move || {
+                    for s in l.incoming() {
+                        match s {
+                            Ok(mut s) => {
+                                let _ = s.write_all(b"x");
+                                // Close abortively: a TIME_WAIT left per connection would,
+                                // after a few rounds, make a reused port's SYN wait out a
+                                // one-second retransmission and stretch a round by seconds.
+                                linger_zero(&s);
+                            }
+                            Err(_) => break,
                         }
-                        Err(_) => break,
                     }
-                }
-            });
+                });
+            }
             let t0 = Instant::now();
             let hs: Vec<_> = (0..threads)
                 .map(|_| {

@@ -20,7 +20,7 @@ const CACHE_CAP: usize = 4096;
 
 #[derive(Debug, Clone)]
 enum Entry {
-    Found(Box<ContainerInfo>),
+    Found(Arc<ContainerInfo>),
     Missing(Instant),
 }
 
@@ -39,7 +39,7 @@ impl ContainerCache {
             }
         }
         self.map
-            .insert(info.id.clone(), Entry::Found(Box::new(info)));
+            .insert(info.id.clone(), Entry::Found(Arc::new(info)));
     }
 }
 
@@ -55,7 +55,7 @@ pub(crate) struct DockerWatch {
 
 /// What a lookup in the cache found.
 pub(crate) enum Cached {
-    Hit(Box<ContainerInfo>),
+    Hit(Arc<ContainerInfo>),
     /// Known not to be a Docker container (recently).
     Negative,
     Miss,
@@ -218,24 +218,26 @@ impl DockerWatch {
         let base = action.split(':').next().unwrap_or("").trim();
         let container = if typ == "container" {
             match base {
-                "create" | "start" | "rename" | "update" | "restart" => self.inspect(&id).await,
+                "create" | "start" | "rename" | "update" | "restart" => {
+                    self.inspect(&id).await.map(Arc::new)
+                }
                 _ => match self.cached(&id) {
-                    Cached::Hit(i) => Some(*i),
-                    _ => self.inspect(&id).await,
+                    Cached::Hit(i) => Some(i),
+                    _ => self.inspect(&id).await.map(Arc::new),
                 },
             }
             .or_else(|| {
                 // Gone already (destroy): what the event itself says.
                 let image = args.get("image").cloned().unwrap_or_default();
                 let (image_repository, image_tag) = ContainerInfo::split_image(&image);
-                Some(ContainerInfo {
+                Some(Arc::new(ContainerInfo {
                     id: id.clone(),
                     name: args.get("name").cloned().unwrap_or_default(),
                     image,
                     image_repository,
                     image_tag,
                     ..Default::default()
-                })
+                }))
             })
         } else {
             None

@@ -6,6 +6,7 @@ use crate::raw;
 use crate::{BpfProgramStats, SensorError, Shared, WatchPrefix};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+use std::collections::HashSet;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -114,6 +115,7 @@ pub(crate) fn run(
     }
     // Attached: events queue in the ring buffer while the table is filled from /proc.
     let seeded = enr.procs.seed();
+    enr.track_known_cgroups();
 
     // Should the ring buffer fail after the callback borrowed `enr`, the fallback gets a fresh
     // enricher (the process table reloads from /proc on demand).
@@ -175,6 +177,7 @@ pub(crate) fn run(
     let mut last = Instant::now();
     let mut bss = sk.maps.bss_data.as_deref_mut();
     let mut asleep = false;
+    let mut known_slots = HashSet::new();
     while !shared.stop.load(Ordering::Relaxed) {
         // Records are submitted without a wakeup until a batch is waiting; drain at least every
         // `drain_every` so an event is never held longer. Asleep, the next record wakes us.
@@ -186,6 +189,11 @@ pub(crate) fn run(
             crate::stream::take_batch(&mut b)
         };
         shared.emit_batch(out);
+        publish_known_cgroups(
+            &sk.maps.known_cgroups,
+            enr.borrow_mut().take_known_cgroups(),
+            &mut known_slots,
+        );
         if let Err(e) = r
             && !shared.stop.load(Ordering::Relaxed)
         {
@@ -255,6 +263,32 @@ pub(crate) fn run(
         }
     }
     tracing::info!("eBPF sensor detached");
+}
+
+/// Slots of the kernel side's `known_cgroups` cache (`KNOWN_CGROUP_SLOTS` there).
+const KNOWN_CGROUP_SLOTS: u64 = 4096;
+
+/// Tells the kernel side which cgroups need not be named in records any more: cgroup `id`
+/// goes to slot `id % KNOWN_CGROUP_SLOTS`. `used` remembers the slots written, to clear them.
+fn publish_known_cgroups(
+    map: &libbpf_rs::Map<'_>,
+    known: crate::enrich::KnownCgroups,
+    used: &mut HashSet<u32>,
+) {
+    if known.cleared {
+        for slot in used.drain() {
+            let _ = map.update(&slot.to_ne_bytes(), &0u64.to_ne_bytes(), MapFlags::ANY);
+        }
+    }
+    for id in known.added {
+        let slot = (id % KNOWN_CGROUP_SLOTS) as u32;
+        if map
+            .update(&slot.to_ne_bytes(), &id.to_ne_bytes(), MapFlags::ANY)
+            .is_ok()
+        {
+            used.insert(slot);
+        }
+    }
 }
 
 /// Whether the program named `name` is loaded. Syscall programs (`sys_enter_X`, `sys_exit_X`)

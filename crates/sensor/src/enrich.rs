@@ -61,6 +61,9 @@ pub(crate) fn hostname() -> String {
 pub(crate) struct Enricher {
     pub(crate) procs: ProcTable,
     cgroups: HashMap<u64, Option<String>>,
+    /// Changes to `cgroups` for a backend that tells the kernel which cgroups need no name
+    /// (see [`Enricher::take_known_cgroups`]); `None` when no backend asked.
+    known_cgroups: Option<KnownCgroups>,
     mode: CgroupMode,
     docker: Option<DockerWatch>,
     rt: Option<tokio::runtime::Handle>,
@@ -78,6 +81,55 @@ pub(crate) struct Enricher {
     /// The syscall event types to build (`None`: all); records of other types only keep the
     /// process table.
     wanted: Option<Arc<HashSet<String>>>,
+    /// The process descriptions last handed out, one per thread (see [`SharedProcess`]).
+    shared: Vec<SharedProcess>,
+}
+
+/// Cgroup ids resolved (or forgotten) since the backend last asked.
+#[derive(Debug, Default)]
+pub(crate) struct KnownCgroups {
+    /// Everything known before was forgotten.
+    pub(crate) cleared: bool,
+    /// Ids resolved since (after `cleared`, when set).
+    pub(crate) added: Vec<u64>,
+}
+
+/// Most threads whose description is kept for reuse.
+const SHARED_PROCESSES: usize = 32;
+
+/// A process description handed to a thread's events, reused for its next event while
+/// everything it was built from is unchanged: the record's header fields, the container and
+/// the process table (its generation). A thread that connects in a loop then costs one
+/// reference count per event instead of a copy of its process, user and ancestry.
+struct SharedProcess {
+    generation: u64,
+    tid: u32,
+    pid: u32,
+    ppid: u32,
+    vpid: u32,
+    uid: u32,
+    gid: u32,
+    loginuid: u32,
+    start_time: u64,
+    comm: String,
+    container: Option<String>,
+    info: Arc<ProcessInfo>,
+}
+
+impl SharedProcess {
+    fn serves(&self, generation: u64, h: &Header, container: Option<&str>) -> bool {
+        self.generation == generation
+            && self.tid == h.tid
+            && self.pid == h.pid
+            && self.ppid == h.ppid
+            && self.vpid == h.vpid
+            && self.uid == h.uid
+            && self.gid == h.gid
+            && self.loginuid == h.loginuid
+            && self.start_time == h.start_time
+            && self.comm == h.comm
+            && self.container.as_deref() == container
+    }
 }
 
 impl Enricher {
@@ -90,6 +142,7 @@ impl Enricher {
         Enricher {
             procs,
             cgroups: HashMap::new(),
+            known_cgroups: None,
             mode,
             docker,
             rt,
@@ -101,6 +154,7 @@ impl Enricher {
             in_flight: HashSet::new(),
             last_pending: false,
             wanted: None,
+            shared: Vec::new(),
         }
     }
 
@@ -108,6 +162,21 @@ impl Enricher {
     pub(crate) fn wanting(mut self, types: Option<&[String]>) -> Enricher {
         self.wanted = types.map(|t| Arc::new(t.iter().cloned().collect()));
         self
+    }
+
+    /// Keeps track of the cgroups this enricher resolves, for [`Self::take_known_cgroups`].
+    pub(crate) fn track_known_cgroups(&mut self) {
+        self.known_cgroups = Some(KnownCgroups::default());
+    }
+
+    /// The cgroups resolved since the last call (and whether all known before were forgotten):
+    /// records of these need to carry only the cgroup's id, since the container it belongs to
+    /// is cached by id. Empty unless [`Self::track_known_cgroups`].
+    pub(crate) fn take_known_cgroups(&mut self) -> KnownCgroups {
+        self.known_cgroups
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     fn wants(&self, kind: &str) -> bool {
@@ -147,8 +216,15 @@ impl Enricher {
         if h.cgroup_id != 0 {
             if self.cgroups.len() > 65_536 {
                 self.cgroups.clear();
+                if let Some(k) = &mut self.known_cgroups {
+                    k.cleared = true;
+                    k.added.clear();
+                }
             }
             self.cgroups.insert(h.cgroup_id, id.clone());
+            if let Some(k) = &mut self.known_cgroups {
+                k.added.push(h.cgroup_id);
+            }
         }
         id
     }
@@ -156,16 +232,16 @@ impl Enricher {
     /// Metadata for container `id` from the cache; on a miss, starts a `docker inspect` in the
     /// background, returns the bare id and sets `last_pending` (the event is then held by
     /// [`Enricher::handle`] until the metadata arrives, at most [`HOLD_MAX`]).
-    pub(crate) fn container_info(&mut self, id: &str) -> ContainerInfo {
-        let bare = ContainerInfo {
+    pub(crate) fn container_info(&mut self, id: &str) -> Arc<ContainerInfo> {
+        let bare = Arc::new(ContainerInfo {
             id: id.to_string(),
             ..Default::default()
-        };
+        });
         let Some(d) = &self.docker else {
             return bare;
         };
         match d.cached(id) {
-            Cached::Hit(i) => *i,
+            Cached::Hit(i) => i,
             Cached::Negative => bare,
             Cached::Miss => {
                 let Some(rt) = &self.rt else { return bare };
@@ -228,7 +304,7 @@ impl Enricher {
         let ids: Vec<String> = self.held.keys().cloned().collect();
         for id in ids {
             let info = match d.cached(&id) {
-                Cached::Hit(i) => Some(*i),
+                Cached::Hit(i) => Some(i),
                 Cached::Negative => None,
                 Cached::Miss => {
                     let waited = self
@@ -291,7 +367,9 @@ impl Enricher {
         }
     }
 
-    fn process_info(&mut self, h: &Header, container: Option<&str>) -> ProcessInfo {
+    /// The description of the process behind `h`: the one its thread's last event carried
+    /// when nothing it was built from changed since, else a new one.
+    fn process_info(&mut self, h: &Header, container: Option<&str>) -> Arc<ProcessInfo> {
         if h.ppid != 0
             && self
                 .procs
@@ -300,6 +378,46 @@ impl Enricher {
         {
             self.procs.set_parent(h.pid, h.ppid);
         }
+        let generation = self.procs.generation();
+        if let Some(s) = self.shared.iter().find(|s| s.tid == h.tid)
+            && s.serves(generation, h, container)
+        {
+            return s.info.clone();
+        }
+        let info = Arc::new(self.build_process_info(h, container));
+        // Building may have loaded ancestors into the table: key on the generation after it.
+        let generation = self.procs.generation();
+        if self
+            .shared
+            .first()
+            .is_some_and(|s| s.generation != generation)
+        {
+            self.shared.clear();
+        }
+        if let Some(i) = self.shared.iter().position(|s| s.tid == h.tid) {
+            self.shared.swap_remove(i);
+        } else if self.shared.len() >= SHARED_PROCESSES {
+            self.shared.clear();
+        }
+        self.shared.push(SharedProcess {
+            generation,
+            tid: h.tid,
+            pid: h.pid,
+            ppid: h.ppid,
+            vpid: h.vpid,
+            uid: h.uid,
+            gid: h.gid,
+            loginuid: h.loginuid,
+            start_time: h.start_time,
+            comm: h.comm.clone(),
+            container: container.map(str::to_string),
+            info: info.clone(),
+        });
+        info
+    }
+
+    /// A new description of the process behind `h`, from the header and the process table.
+    fn build_process_info(&mut self, h: &Header, container: Option<&str>) -> ProcessInfo {
         // Filled from the table entry by reference: an event copies only the fields it carries.
         let mut p = ProcessInfo {
             pid: h.pid,
@@ -697,5 +815,100 @@ mod tests {
         let wall = chrono::Utc::now().timestamp_nanos_opt().unwrap();
         let est = boot_ns() as i64 + off;
         assert!((wall - est).abs() < 1_000_000_000, "{wall} vs {est}");
+    }
+
+    /// Pids far above any real one, so that nothing is read from `/proc`.
+    const PARENT: u32 = 3_999_999_001;
+    const CHILD: u32 = 3_999_999_002;
+
+    fn exec(pid: u32, ppid: u32, argv: &[&str]) -> Raw {
+        Raw::Exec {
+            h: Header {
+                kind: kind::EXECVE,
+                pid,
+                tid: pid,
+                ppid,
+                comm: argv[0].to_string(),
+                loginuid: u32::MAX,
+                ..Default::default()
+            },
+            tty: 0,
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            exepath: format!("/usr/bin/{}", argv[0]),
+            cwd: "/srv".into(),
+            upper: false,
+            writable: false,
+        }
+    }
+
+    fn connect(tid: u32, uid: u32) -> Raw {
+        Raw::Sock {
+            h: Header {
+                kind: kind::CONNECT,
+                pid: CHILD,
+                tid,
+                ppid: PARENT,
+                uid,
+                comm: "miner".into(),
+                loginuid: u32::MAX,
+                ..Default::default()
+            },
+            family: 2,
+            proto: 6,
+            local: Some(("127.0.0.1".parse().unwrap(), 40000)),
+            remote: Some(("127.0.0.1".parse().unwrap(), 3333)),
+            unix_path: String::new(),
+            fd: 3,
+        }
+    }
+
+    fn process(e: &mut Enricher, raw: Raw) -> Arc<ProcessInfo> {
+        e.enrich(raw)
+            .and_then(|ev| ev.process)
+            .expect("an event with its process")
+    }
+
+    #[test]
+    fn a_thread_shares_its_process_description_until_something_changes() {
+        let mode = CgroupMode::V2;
+        let mut e = Enricher::new(ProcTable::new(64, mode), mode, None, None);
+        assert!(e.enrich(exec(PARENT, 0, &["sh", "-c", "miner"])).is_some());
+        assert!(
+            e.enrich(exec(CHILD, PARENT, &["miner", "-o", "pool:3333"]))
+                .is_some()
+        );
+
+        let first = process(&mut e, connect(CHILD, 0));
+        assert_eq!(first.args, ["-o", "pool:3333"]);
+        assert_eq!(first.ancestors[0].name, "sh");
+        assert_eq!((first.user.uid, first.tid), (0, CHILD));
+        let again = process(&mut e, connect(CHILD, 0));
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "unchanged thread: the same description"
+        );
+
+        // Another thread of the process gets its own.
+        let other = process(&mut e, connect(CHILD + 1, 0));
+        assert_eq!(other.tid, CHILD + 1);
+        assert!(Arc::ptr_eq(&other, &process(&mut e, connect(CHILD + 1, 0))));
+
+        // A header field it was built from changed: built anew.
+        let setuid = process(&mut e, connect(CHILD, 1000));
+        assert!(!Arc::ptr_eq(&first, &setuid));
+        assert_eq!(setuid.user.uid, 1000);
+
+        // The process table changed (a new program): built anew, from the new entry.
+        assert!(
+            e.enrich(exec(CHILD, PARENT, &["miner", "--donate", "0"]))
+                .is_some()
+        );
+        let after_exec = process(&mut e, connect(CHILD, 1000));
+        assert!(!Arc::ptr_eq(&setuid, &after_exec));
+        assert_eq!(after_exec.args, ["--donate", "0"]);
+        assert!(Arc::ptr_eq(
+            &after_exec,
+            &process(&mut e, connect(CHILD, 1000))
+        ));
     }
 }

@@ -87,6 +87,8 @@ pub struct ProcTable {
     mode: CgroupMode,
     /// Inserts since exited entries were last swept out.
     inserts: u32,
+    /// Counts the changes to the table: what was built from it is still true while this stays.
+    generation: u64,
 }
 
 impl ProcTable {
@@ -97,7 +99,14 @@ impl ProcTable {
             capacity: capacity.max(64),
             mode,
             inserts: 0,
+            generation: 0,
         }
+    }
+
+    /// A number that changes whenever an entry is added, changed or dropped: a description of
+    /// a process built from the table holds while it stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Most processes held.
@@ -130,6 +139,7 @@ impl ProcTable {
                 n += 1;
             }
         }
+        self.generation += 1;
         self.trim();
         n
     }
@@ -150,6 +160,7 @@ impl ProcTable {
 
     /// Inserts or replaces an entry.
     pub fn insert(&mut self, e: ProcEntry) {
+        self.generation += 1;
         self.inserts += 1;
         if self.inserts >= SWEEP_EVERY {
             // Exited processes leave soon, so that a storm of short-lived processes keeps
@@ -186,6 +197,7 @@ impl ProcTable {
             && let Some(e) = self.map.get_mut(&pid)
         {
             e.ppid = ppid;
+            self.generation += 1;
         }
     }
 
@@ -193,6 +205,7 @@ impl ProcTable {
     pub fn exit(&mut self, pid: u32) {
         if let Some(e) = self.map.get_mut(&pid) {
             e.exited = Some(Instant::now());
+            self.generation += 1;
         }
     }
 
@@ -222,6 +235,7 @@ impl ProcTable {
         let now = Instant::now();
         self.map
             .retain(|_, e| e.exited.is_none_or(|t| now.duration_since(t) < EXITED_TTL));
+        self.generation += 1;
     }
 
     /// Drops exited entries past their time; when full, brings the table down to three
@@ -248,6 +262,7 @@ impl ProcTable {
                 self.map.remove(pid);
             }
         }
+        self.generation += 1;
     }
 }
 

@@ -932,3 +932,38 @@ async fn unix_socket_connect_carries_its_path() {
         assert_eq!(conn.res, Some(-2), "ENOENT: nothing listens at /dev/log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connect_still_names_the_server_it_tried() {
+    if !can_run_ebpf() {
+        return;
+    }
+    // A port nobody listens on: bound, then closed again.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let (_h, mut rx) = start(BackendChoice::Ebpf).await;
+    let child = Command::new("bash")
+        .args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")])
+        .spawn()
+        .expect("bash");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("bash");
+    assert!(!out.status.success(), "nothing listens on {port}");
+    let conn = wait_for(&mut rx, 5, |e| {
+        e.kind == "connect" && e.process.as_ref().is_some_and(|p| p.pid == pid)
+    })
+    .await
+    .expect("connect event of the refused attempt");
+    assert_eq!(conn.res, Some(-111), "ECONNREFUSED: {conn:?}");
+    let fd = conn.fd.as_ref().unwrap();
+    assert_eq!(fd.typechar, '4');
+    assert_eq!(fd.l4proto, "tcp");
+    assert_eq!(fd.sip, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(
+        fd.sport,
+        Some(port),
+        "the port it tried, though no peer is left"
+    );
+}

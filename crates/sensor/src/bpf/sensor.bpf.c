@@ -141,6 +141,19 @@ struct {
 	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
 
+// Cgroups user space already knows (it has resolved their container from a name it was sent):
+// a header carries only the id of those, which spares reading the name (about 150 ns, a
+// fifth of a connect's cost) in every event. A direct-mapped cache: slot `id % slots` holds
+// the id, so the check is one array load (no hashing); two cgroups that share a slot just
+// make the other's records carry its name. User space writes and clears the slots.
+#define KNOWN_CGROUP_SLOTS 4096
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KNOWN_CGROUP_SLOTS);
+	__type(key, u32);
+	__type(value, u64);
+} known_cgroups SEC(".maps");
+
 // 0: ring buffer reservation failed (event lost), 1: pending table full
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -319,8 +332,16 @@ static __always_inline void fill_hdr(struct hdr *h, u32 kind, struct task_struct
 	bpf_get_current_comm(&h->comm, sizeof(h->comm));
 	struct cgroup *cg = task_cgroup(t);
 	struct kernfs_node *kn = cg ? cg->kn : 0;
-	h->cgroup_id = kn ? kn->id : 0;
-	const char *name = kn ? kn->name : 0;
+	u64 id = kn ? kn->id : 0;
+	h->cgroup_id = id;
+	h->cgroup[0] = 0;
+	if (!kn)
+		return;
+	u32 slot = id & (KNOWN_CGROUP_SLOTS - 1);
+	u64 *known = bpf_map_lookup_elem(&known_cgroups, &slot);
+	if (known && *known == id && id != 0)
+		return;
+	const char *name = kn->name;
 	if (!name || bpf_probe_read_kernel_str(h->cgroup, sizeof(h->cgroup), name) < 0)
 		h->cgroup[0] = 0;
 }
@@ -981,16 +1002,26 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (!pe || !pe->pending)
 		return 0;
 	pe->pending = 0;
+	/* An IP socket that has its peer (connected, or on its way) names both ends itself:
+	 * reading them there spares copying the address from the caller's memory (a third of
+	 * this program's cost). Anything else (unix sockets, a failed connect that left no peer)
+	 * reads the caller's sockaddr. */
+	struct sock *sk = fd_sock(pe->fd);
+	u16 family = sk ? KREAD(sk, __sk_common.skc_family) : 0;
+	bool from_sock = (family == AF_INET || family == AF_INET6) && sk &&
+			 KREAD(sk, __sk_common.skc_dport) != 0;
 	/* family, port and address in one read: sockaddr_in6 is 28 bytes */
 	u64 sa[4] = {0, 0, 0, 0};
-	u32 len = pe->addrlen;
-	if (len > 28)
-		len = 28;
-	if (len < 2 || bpf_probe_read_user(sa, len, (void *)pe->uaddr) != 0)
-		return 0;
-	u16 family = (u16)sa[0];
-	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
-		return 0;
+	if (!from_sock) {
+		u32 len = pe->addrlen;
+		if (len > 28)
+			len = 28;
+		if (len < 2 || bpf_probe_read_user(sa, len, (void *)pe->uaddr) != 0)
+			return 0;
+		family = (u16)sa[0];
+		if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+			return 0;
+	}
 	struct sock_rec *r = reserve(sizeof(*r));
 	if (!r)
 		return 0;
@@ -999,7 +1030,9 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	r->h.res = ctx->ret;
 	r->family = family;
 	r->fd = pe->fd;
-	if (family == AF_UNIX) {
+	if (from_sock) {
+		sock_ends(r, sk, true);
+	} else if (family == AF_UNIX) {
 		bpf_probe_read_user_str(r->unix_path, sizeof(r->unix_path), (void *)pe->uaddr + 2);
 	} else {
 		r->rport = bpf_ntohs((u16)(sa[0] >> 16));
@@ -1007,7 +1040,6 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 			__builtin_memcpy(r->raddr, (u8 *)sa + 4, 4);
 		else
 			__builtin_memcpy(r->raddr, (u8 *)sa + 8, 16);
-		struct sock *sk = fd_sock(r->fd);
 		if (sk)
 			sock_ends(r, sk, false);
 	}

@@ -515,7 +515,7 @@ fn generate(n: usize) -> Vec<Event> {
                 ev.args.insert("image".into(), c.image.clone());
                 ev.args.insert("name".into(), c.name.clone());
             }
-            ev.container = c.or_else(|| container(&mut r));
+            ev.container = c.or_else(|| container(&mut r)).map(Into::into);
             out.push(ev);
             continue;
         }
@@ -570,8 +570,8 @@ fn generate(n: usize) -> Vec<Event> {
                 path: String::new(),
             });
         }
-        ev.process = Some(p);
-        ev.container = c;
+        ev.process = Some(p.into());
+        ev.container = c.map(Into::into);
         out.push(ev);
     }
     out

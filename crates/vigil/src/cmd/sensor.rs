@@ -60,8 +60,9 @@ pub struct Args {
     /// Rounds per storm, each without and with the sensor (medians are printed).
     #[arg(long, default_value_t = 5, requires = "bench")]
     bench_rounds: u32,
-    /// Internal: the benchmark's storm worker (`exec N` / `connect N` / `open N`).
-    #[arg(long, hide = true, num_args = 2, value_names = ["STORM", "N"])]
+    /// Internal: the benchmark's storm worker (`exec N THREADS` / `connect N THREADS` /
+    /// `open N THREADS`).
+    #[arg(long, hide = true, num_args = 3, value_names = ["STORM", "N", "THREADS"])]
     bench_worker: Option<Vec<String>>,
 }
 
