@@ -6,15 +6,16 @@
 //!
 //! Prints events/s captured, drops, slowdown, sensor and BPF CPU and p99 latency for an exec, a
 //! connect and an open storm, without and with the sensor (medians of ROUNDS alternating
-//! rounds, default 5). A count of 0 skips that storm. `--no-syscall-events` measures the sensor
-//! with process and Docker events only; `--drain-ms` sets how often the reader drains the ring
-//! buffer at the latest (default 4); `--reader-nice` the reader thread's nice value (default
-//! -5); `--storm-threads` the threads each storm runs on (default one per CPU; the connect
-//! storm runs that many clients and as many servers); `--stream` reads events through an `EventStream` as
-//! `vigil sensor` does, instead of a consumer on the sensor's thread as `vigil up` does. Like
-//! `vigil up`, the sensor builds only the event types its rules (the built-in pack) can match;
-//! `--all-events` builds every type, as `vigil sensor` does; `--event-types execve,openat` builds
-//! the listed ones (`evt.type` names). Also `vigil sensor --bench`.
+//! rounds, default 15, with a 95% confidence interval of the median slowdown). A count of 0
+//! skips that storm. `--no-syscall-events` measures the sensor with process and Docker events
+//! only; `--drain-ms` sets how often the reader drains the ring buffer at the latest (default
+//! 4); `--reader-nice` the reader thread's nice value (default -5); `--storm-threads` the
+//! threads each storm runs on (default one per CPU; the connect storm runs that many
+//! client/server pairs); `--stream` reads events through an `EventStream` as `vigil sensor`
+//! does, instead of a consumer on the sensor's thread as `vigil up` does. Like `vigil up`, the
+//! sensor builds only the event types its rules (the built-in pack) can match; `--all-events`
+//! builds every type, as `vigil sensor` does; `--event-types execve,openat` builds the listed
+//! ones (`evt.type` names). Also `vigil sensor --bench`.
 
 /// The allocator the `vigil` binary uses, so the figures are those of `vigil` itself.
 #[global_allocator]

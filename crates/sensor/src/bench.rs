@@ -52,8 +52,8 @@ pub struct BenchConfig {
     pub event_types: Option<Vec<String>>,
     /// Nice value of the sensor's reader thread ([`SensorConfig::reader_nice`]).
     pub reader_nice: i32,
-    /// Threads each storm runs on (the connect storm: that many clients and as many accepting
-    /// servers); 0: one per CPU, which is what drives this machine to its highest rate.
+    /// Threads each storm runs on (the connect storm: that many client/server pairs, each
+    /// on its own listener); 0: one per CPU, which is what drives this machine to its highest rate.
     pub storm_threads: u32,
 }
 
@@ -64,7 +64,7 @@ impl Default for BenchConfig {
             execs: 5_000,
             connects: 20_000,
             opens: 500_000,
-            rounds: 5,
+            rounds: 15,
             backend: BackendChoice::Ebpf,
             syscall_events: true,
             drain_interval: SensorConfig::default().drain_interval,
@@ -105,6 +105,10 @@ pub struct StormResult {
     /// First and third quartiles of the per-round wall-clock slowdown, in %: how far rounds
     /// of the same build spread on this machine.
     pub slowdown_quartiles_pct: (f64, f64),
+    /// A distribution-free confidence interval of at least 95% for the median wall-clock
+    /// slowdown (order statistics of the rounds; with fewer than 6 rounds, their range, which
+    /// covers less).
+    pub slowdown_ci95_pct: (f64, f64),
     /// Wall-clock slowdown of each round, in %, in the order they ran.
     pub round_slowdowns_pct: Vec<f64>,
     /// CPU-time slowdown: median over the rounds of the increase of the storm's own CPU time
@@ -154,7 +158,7 @@ pub struct BenchReport {
     pub stream: bool,
     /// The event types the sensor built (`None`: all).
     pub event_types: Option<Vec<String>>,
-    /// Threads each storm ran on (the connect storm: clients, and as many servers).
+    /// Threads each storm ran on (the connect storm: client/server pairs).
     pub storm_threads: u32,
     /// One entry per storm.
     pub storms: Vec<StormResult>,
@@ -226,8 +230,11 @@ impl fmt::Display for BenchReport {
         for s in &self.storms {
             writeln!(
                 f,
-                "  {:<7} wall slowdown of single rounds: quartiles {:.1}% to {:.1}%; each:{}",
+                "  {:<7} wall slowdown: median {:.1}%, 95% confidence {:.1}% to {:.1}%; single rounds: quartiles {:.1}% to {:.1}%, each:{}",
                 s.storm,
+                s.slowdown_pct,
+                s.slowdown_ci95_pct.0,
+                s.slowdown_ci95_pct.1,
                 s.slowdown_quartiles_pct.0,
                 s.slowdown_quartiles_pct.1,
                 s.round_slowdowns_pct
@@ -285,6 +292,27 @@ fn run_worker(cmd: &[String], storm: &str, n: u32, threads: u32) -> Result<Durat
         .parse()
         .map_err(|e| BenchError::Worker(format!("worker output: {e}")))?;
     Ok(Duration::from_nanos(ns))
+}
+
+/// Waits (at most 15 s) until the kernel's connection tracking table, where the host's
+/// firewall has one, is at most a quarter full; returns how long it waited.
+///
+/// Every connection of a connect storm leaves an entry there for 10 s after it closed
+/// (`nf_conntrack_tcp_timeout_close`). Storms back to back at this machine's rate fill the
+/// table; once full, the kernel drops new connections' SYNs, and each costs the storm a
+/// retransmission timeout of one to three seconds. Each storm starts with room instead.
+fn wait_for_conntrack_room() -> Duration {
+    let read = |p: &str| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+    let t0 = Instant::now();
+    let Some(max) = read("/proc/sys/net/netfilter/nf_conntrack_max") else {
+        return Duration::ZERO;
+    };
+    while t0.elapsed() < Duration::from_secs(15)
+        && read("/proc/sys/net/netfilter/nf_conntrack_count").is_some_and(|n| n > max / 4)
+    {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    t0.elapsed()
 }
 
 /// CPU time (user + system) of waited-for children and their descendants, seconds.
@@ -352,6 +380,35 @@ fn quartiles(mut v: Vec<f64>) -> (f64, f64) {
     (at(0.25), at(0.75))
 }
 
+/// Bounds of a confidence interval of at least 95% for the median of the population `v` was
+/// drawn from: the `k`-th smallest and `k`-th largest values, with `k` the largest rank for
+/// which fewer than `k` of `n` fair coin flips come up heads with a chance of at most 2.5%.
+/// With fewer than 6 values no rank qualifies, and the whole range (which covers less) is
+/// returned.
+fn median_ci95(mut v: Vec<f64>) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    // P(X <= j) for X ~ Binomial(n, 1/2), accumulated term by term.
+    let mut term = 0.5f64.powi(n as i32);
+    let mut below = 0.0;
+    let mut k = 1;
+    for j in 0..n {
+        below += term;
+        if below > 0.025 {
+            break;
+        }
+        // P(X <= j) <= 2.5%: the interval from the (j+1)-th smallest to the (j+1)-th largest
+        // value misses the median with a chance of at most 5%.
+        k = j + 1;
+        term *= (n - j) as f64 / (j + 1) as f64;
+    }
+    let k = k.min(n.div_ceil(2));
+    (v[k - 1], v[n - k])
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -410,6 +467,9 @@ async fn worker(
     let cmd = cfg.worker_cmd.clone();
     let threads = cfg.storm_threads;
     tokio::task::spawn_blocking(move || {
+        if storm == "connect" {
+            let _ = wait_for_conntrack_room();
+        }
         let c0 = children_cpu_secs();
         let d = run_worker(&cmd, storm, ops, threads)?;
         Ok((d, children_cpu_secs() - c0))
@@ -598,6 +658,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
                     .collect(),
             ),
             slowdown_quartiles_pct: quartiles(wall_ratio.clone()),
+            slowdown_ci95_pct: median_ci95(wall_ratio.clone()),
             round_slowdowns_pct: wall_ratio.clone(),
             slowdown_pct: median(wall_ratio),
             cpu_slowdown_pct: median(cpu_ratio),
@@ -656,7 +717,7 @@ fn storm_threads(asked: u32) -> u32 {
 }
 
 /// The worker side: `args` = `[exec|connect|open, N, THREADS]`. Runs the storm on `THREADS`
-/// threads (0 or absent: one per CPU; the connect storm adds as many accepting servers) and
+/// threads (0 or absent: one per CPU; the connect storm: that many client/server pairs) and
 /// returns its elapsed nanoseconds (the caller prints them).
 pub fn worker_main(args: &[String]) -> Result<u64, String> {
     let storm = args.first().map(String::as_str).unwrap_or("");
@@ -689,12 +750,13 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
             Ok(t0.elapsed().as_nanos() as u64)
         }
         "connect" => {
-            let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-            let addr = l.local_addr().map_err(|e| e.to_string())?;
-            // As many servers as clients: one accepting thread caps this machine at two
-            // thirds of the rate it can reach.
+            // Pairs of one client and one server, each pair on its own listener: a listener
+            // shared by several accepting threads wakes them all for each connection, which
+            // caps the rate and makes it vary by ±8% from one storm to the next (±2% so).
+            let mut addrs = Vec::new();
             for _ in 0..threads {
-                let l = l.try_clone().map_err(|e| e.to_string())?;
+                let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+                addrs.push(l.local_addr().map_err(|e| e.to_string())?);
                 std::thread::spawn(move || {
                     for s in l.incoming() {
                         match s {
@@ -711,13 +773,19 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
                 });
             }
             let t0 = Instant::now();
-            let hs: Vec<_> = (0..threads)
-                .map(|_| {
+            let hs: Vec<_> = addrs
+                .into_iter()
+                .map(|addr| {
                     std::thread::spawn(move || {
                         let mut b = [0u8; 1];
                         for _ in 0..n / threads {
                             if let Ok(mut s) = TcpStream::connect(addr) {
                                 let _ = s.read(&mut b);
+                                // Abortive on this side too: closed first, the client would
+                                // now and then keep a TIME_WAIT, which a later connect reuses
+                                // (loopback allows it) at the cost of a lost SYN and a stall
+                                // of seconds.
+                                linger_zero(&s);
                             }
                         }
                     })
@@ -760,5 +828,22 @@ mod tests {
         assert_eq!(quartiles(v.clone()), (3.0, 7.0));
         assert_eq!(median(v), 5.0);
         assert_eq!(median(vec![1.0, 2.0, 3.0, 10.0]), 2.5);
+    }
+
+    #[test]
+    fn the_median_interval_follows_the_binomial_ranks() {
+        let ranks = |n: usize| -> (f64, f64) { median_ci95((1..=n).map(|i| i as f64).collect()) };
+        // Fewer than 6 rounds: no rank qualifies, the whole range.
+        assert_eq!(median_ci95(Vec::new()), (0.0, 0.0));
+        assert_eq!(ranks(1), (1.0, 1.0));
+        assert_eq!(ranks(5), (1.0, 5.0));
+        // n = 6: P(X = 0) = 1.6% → 1st and 6th (the table value for 95%).
+        assert_eq!(ranks(6), (1.0, 6.0));
+        // n = 15: P(X <= 3) = 1.8%, P(X <= 4) = 5.9% → 4th and 12th.
+        assert_eq!(ranks(15), (4.0, 12.0));
+        // n = 25: P(X <= 7) = 2.2%, P(X <= 8) = 5.4% → 8th and 18th.
+        assert_eq!(ranks(25), (8.0, 18.0));
+        // Order does not matter.
+        assert_eq!(median_ci95(vec![9.0, 2.0, 7.0, 1.0, 8.0, 3.0]), (1.0, 9.0));
     }
 }

@@ -57,8 +57,9 @@ pub struct Args {
     /// Opens of a non-watched file made by the benchmark's open storm.
     #[arg(long, default_value_t = 500000, requires = "bench")]
     bench_opens: u32,
-    /// Rounds per storm, each without and with the sensor (medians are printed).
-    #[arg(long, default_value_t = 5, requires = "bench")]
+    /// Rounds per storm, each without and with the sensor (medians and a 95% interval of the
+    /// median are printed).
+    #[arg(long, default_value_t = 15, requires = "bench")]
     bench_rounds: u32,
     /// Internal: the benchmark's storm worker (`exec N THREADS` / `connect N THREADS` /
     /// `open N THREADS`).
