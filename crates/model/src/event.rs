@@ -276,13 +276,21 @@ impl FdInfo {
         if !self.path.is_empty() || !matches!(self.typechar, '4' | '6') {
             return self.path.clone();
         }
-        let ep = |ip: Option<std::net::IpAddr>, port: Option<u16>| match (ip, port) {
-            (Some(std::net::IpAddr::V6(a)), Some(p)) => format!("[{a}]:{p}"),
-            (Some(a), Some(p)) => format!("{a}:{p}"),
-            (Some(a), None) => a.to_string(),
-            _ => String::new(),
+        use std::fmt::Write;
+        // One allocation: the sensor names every socket it reports.
+        let mut name = String::with_capacity(48);
+        let ep = |name: &mut String, ip: Option<std::net::IpAddr>, port: Option<u16>| {
+            let _ = match (ip, port) {
+                (Some(std::net::IpAddr::V6(a)), Some(p)) => write!(name, "[{a}]:{p}"),
+                (Some(a), Some(p)) => write!(name, "{a}:{p}"),
+                (Some(a), None) => write!(name, "{a}"),
+                _ => Ok(()),
+            };
         };
-        format!("{}->{}", ep(self.cip, self.cport), ep(self.sip, self.sport))
+        ep(&mut name, self.cip, self.cport);
+        name.push_str("->");
+        ep(&mut name, self.sip, self.sport);
+        name
     }
 }
 
@@ -331,6 +339,20 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(fd.name(), "172.17.0.2:40000->127.0.0.1:3333");
+        let v6 = FdInfo {
+            typechar: '6',
+            cip: Some("::1".parse().unwrap()),
+            cport: Some(5),
+            sip: Some("fe80::1".parse().unwrap()),
+            sport: None,
+            ..Default::default()
+        };
+        assert_eq!(v6.name(), "[::1]:5->fe80::1");
+        let unknown = FdInfo {
+            typechar: '4',
+            ..Default::default()
+        };
+        assert_eq!(unknown.name(), "->");
     }
 
     #[test]
