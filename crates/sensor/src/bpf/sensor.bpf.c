@@ -199,21 +199,6 @@ static __always_inline struct pending *scratch_pending(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
-// connect arguments between entry and exit (small values: the hot path)
-struct conn_args {
-	u64 fd;
-	u64 uaddr;
-	u32 addrlen;
-	u32 pending; /* 0: no connect pending */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct conn_args);
-} pend_conn SEC(".maps");
-
 // Tasks whose pending slot holds a call (kind != 0): the exit handlers skip the storage lookup
 // while there are none. Only a task changes its own slot, so the count is exact once `armed`
 // (set by user space when every program is attached: an entry is stashed only when its exit
@@ -975,48 +960,39 @@ static __always_inline void sock_ends(struct sock_rec *r, struct sock *sk, bool 
 	}
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	if (is_self())
-		return 0;
-	/* the address is read once, at exit (it is still in the caller's memory then) */
-	struct conn_args *a = bpf_task_storage_get(&pend_conn, bpf_get_current_task_btf(), 0,
-						   BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!a) {
-		count(1);
-		return 0;
-	}
-	a->fd = ctx->args[0];
-	a->uaddr = ctx->args[1];
-	a->addrlen = ctx->args[2];
-	a->pending = 1;
-	return 0;
-}
-
+// connect is traced at its exit only: the arguments are still in the user registers the
+// syscall was entered with (x86-64: di, si, dx; the kernel writes only ax), and the address
+// is still in the caller's memory. Without an entry program, a connect runs one program, not
+// two, and keeps no per-task state in between.
 SEC("tracepoint/syscalls/sys_exit_connect")
 int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct conn_args *pe = bpf_task_storage_get(&pend_conn, t, 0, 0);
-	if (!pe || !pe->pending)
+	if (is_self())
 		return 0;
-	pe->pending = 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return 0;
+	s32 fd = regs->di;
+	u64 uaddr = regs->si;
+	u32 addrlen = regs->dx;
 	/* An IP socket that has its peer (connected, or on its way) names both ends itself:
 	 * reading them there spares copying the address from the caller's memory (a third of
 	 * this program's cost). Anything else (unix sockets, a failed connect that left no peer)
 	 * reads the caller's sockaddr. */
-	struct sock *sk = fd_sock(pe->fd);
+	struct sock *sk = fd_sock(fd);
 	u16 family = sk ? KREAD(sk, __sk_common.skc_family) : 0;
 	bool from_sock = (family == AF_INET || family == AF_INET6) && sk &&
 			 KREAD(sk, __sk_common.skc_dport) != 0;
 	/* family, port and address in one read: sockaddr_in6 is 28 bytes */
 	u64 sa[4] = {0, 0, 0, 0};
 	if (!from_sock) {
-		u32 len = pe->addrlen;
+		u32 len = addrlen;
 		if (len > 28)
 			len = 28;
-		if (len < 2 || bpf_probe_read_user(sa, len, (void *)pe->uaddr) != 0)
+		/* keep the clamped value in a register of its own, bounded for the verifier */
+		barrier_var(len);
+		if (len < 2 || bpf_probe_read_user(sa, len & 31, (void *)uaddr) != 0)
 			return 0;
 		family = (u16)sa[0];
 		if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
@@ -1029,11 +1005,11 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	fill_hdr(&r->h, K_CONNECT, t);
 	r->h.res = ctx->ret;
 	r->family = family;
-	r->fd = pe->fd;
+	r->fd = fd;
 	if (from_sock) {
 		sock_ends(r, sk, true);
 	} else if (family == AF_UNIX) {
-		bpf_probe_read_user_str(r->unix_path, sizeof(r->unix_path), (void *)pe->uaddr + 2);
+		bpf_probe_read_user_str(r->unix_path, sizeof(r->unix_path), (void *)uaddr + 2);
 	} else {
 		r->rport = bpf_ntohs((u16)(sa[0] >> 16));
 		if (family == AF_INET)
