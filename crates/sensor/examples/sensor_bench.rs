@@ -1,11 +1,13 @@
 //! Sensor benchmark (root):
 //!
 //! `cargo run --release -p vigil-sensor --example sensor_bench -- [--no-syscall-events]
-//! [--drain-ms MS] [--reader-nice N] [--storm-threads N] [--stream] [--all-events]
-//! [--event-types LIST] [EXECS [CONNECTS [OPENS [ROUNDS]]]]`
+//! [--drain-ms MS] [--reader-nice N] [--storm-threads N] [--refused N] [--stream]
+//! [--all-events] [--event-types LIST] [EXECS [CONNECTS [OPENS [ROUNDS]]]]`
 //!
 //! Prints events/s captured, drops, slowdown, sensor and BPF CPU and p99 latency for an exec, a
-//! connect and an open storm, without and with the sensor (medians of ROUNDS alternating
+//! connect, an open and a refused-connect storm (`--refused`: that many connects by one thread
+//! to a port nobody listens on, default 60000; what tracing adds to each connect syscall, to a
+//! few nanoseconds), without and with the sensor (medians of ROUNDS alternating
 //! rounds, default 15, with a 95% confidence interval of the median slowdown). A count of 0
 //! skips that storm. `--no-syscall-events` measures the sensor with process and Docker events
 //! only; `--drain-ms` sets how often the reader drains the ring buffer at the latest (default
@@ -94,6 +96,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let refused = match take_number(&mut args, "--refused") {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let storm_threads = match take_number(&mut args, "--storm-threads") {
         Ok(v) => v,
         Err(e) => {
@@ -135,6 +144,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(n) = storm_threads {
         cfg.storm_threads = n;
+    }
+    if let Some(n) = refused {
+        cfg.refused = n;
     }
     if let Some(n) = args.get(1).and_then(|s| s.parse().ok()) {
         cfg.execs = n;

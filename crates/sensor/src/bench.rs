@@ -37,6 +37,10 @@ pub struct BenchConfig {
     pub rounds: u32,
     /// Reads of a non-watched file by the open storm (filtered in the kernel; 0 skips it).
     pub opens: u32,
+    /// Connects to a port nobody listens on, by one thread (0 skips it): refused at once, so
+    /// each costs the same few microseconds and what the sensor adds to a connect syscall
+    /// shows to a few nanoseconds, with the other CPUs left to the sensor.
+    pub refused: u32,
     /// Backend under test.
     pub backend: BackendChoice,
     /// Whether the sensor traces syscalls ([`SensorConfig::syscall_events`]).
@@ -64,6 +68,7 @@ impl Default for BenchConfig {
             execs: 5_000,
             connects: 20_000,
             opens: 500_000,
+            refused: 60_000,
             rounds: 15,
             backend: BackendChoice::Ebpf,
             syscall_events: true,
@@ -111,6 +116,9 @@ pub struct StormResult {
     pub slowdown_ci95_pct: (f64, f64),
     /// Wall-clock slowdown of each round, in %, in the order they ran.
     pub round_slowdowns_pct: Vec<f64>,
+    /// What the sensor adds to each operation of the storm (median over the rounds of the
+    /// difference of the storm's durations, divided by its operations), nanoseconds.
+    pub added_ns_per_op: f64,
     /// CPU-time slowdown: median over the rounds of the increase of the storm's own CPU time
     /// (user + system of its processes, including the BPF programs run in its syscalls), in %.
     pub cpu_slowdown_pct: f64,
@@ -230,9 +238,10 @@ impl fmt::Display for BenchReport {
         for s in &self.storms {
             writeln!(
                 f,
-                "  {:<7} wall slowdown: median {:.1}%, 95% confidence {:.1}% to {:.1}%; single rounds: quartiles {:.1}% to {:.1}%, each:{}",
+                "  {:<7} wall slowdown: median {:.1}% ({:.0} ns per op), 95% confidence {:.1}% to {:.1}%; single rounds: quartiles {:.1}% to {:.1}%, each:{}",
                 s.storm,
                 s.slowdown_pct,
+                s.added_ns_per_op,
                 s.slowdown_ci95_pct.0,
                 s.slowdown_ci95_pct.1,
                 s.slowdown_quartiles_pct.0,
@@ -467,7 +476,7 @@ async fn worker(
     let cmd = cfg.worker_cmd.clone();
     let threads = cfg.storm_threads;
     tokio::task::spawn_blocking(move || {
-        if storm == "connect" {
+        if storm == "connect" || storm == "refused" {
             let _ = wait_for_conntrack_room();
         }
         let c0 = children_cpu_secs();
@@ -586,6 +595,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
         ("exec", cfg.execs),
         ("connect", cfg.connects),
         ("open", cfg.opens),
+        ("refused", cfg.refused),
     ] {
         if ops == 0 {
             continue;
@@ -660,6 +670,14 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
             slowdown_quartiles_pct: quartiles(wall_ratio.clone()),
             slowdown_ci95_pct: median_ci95(wall_ratio.clone()),
             round_slowdowns_pct: wall_ratio.clone(),
+            added_ns_per_op: median(
+                base.iter()
+                    .zip(&rounds)
+                    .map(|(b, r)| {
+                        (r.storm.as_secs_f64() - b.0.as_secs_f64()) * 1e9 / f64::from(ops)
+                    })
+                    .collect(),
+            ),
             slowdown_pct: median(wall_ratio),
             cpu_slowdown_pct: median(cpu_ratio),
             // Per round, then the median: one round stretched by something outside the
@@ -812,7 +830,21 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
             }
             Ok(t0.elapsed().as_nanos() as u64)
         }
-        other => Err(format!("unknown storm `{other}` (exec, connect or open)")),
+        "refused" => {
+            // One thread whatever THREADS says: the sensor has the other CPUs, so the figure
+            // is what tracing adds inside each connect, not competition for a CPU.
+            let addr = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| e.to_string())?;
+            let t0 = Instant::now();
+            for _ in 0..n {
+                let _ = TcpStream::connect(addr);
+            }
+            Ok(t0.elapsed().as_nanos() as u64)
+        }
+        other => Err(format!(
+            "unknown storm `{other}` (exec, connect, open or refused)"
+        )),
     }
 }
 

@@ -57,6 +57,10 @@ pub struct Args {
     /// Opens of a non-watched file made by the benchmark's open storm.
     #[arg(long, default_value_t = 500000, requires = "bench")]
     bench_opens: u32,
+    /// Connects by one thread to a port nobody listens on, made by the benchmark's refused
+    /// storm (what tracing adds to each connect syscall).
+    #[arg(long, default_value_t = 60000, requires = "bench")]
+    bench_refused: u32,
     /// Rounds per storm, each without and with the sensor (medians and a 95% interval of the
     /// median are printed).
     #[arg(long, default_value_t = 15, requires = "bench")]
@@ -160,6 +164,7 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
             execs: args.bench_execs,
             connects: args.bench_connects,
             opens: args.bench_opens,
+            refused: args.bench_refused,
             rounds: args.bench_rounds,
             syscall_events: !args.no_syscall_events,
             event_types: event_types(args.event_types.as_deref(), "rules")?,
