@@ -10,8 +10,9 @@
 //!   `connect` (TCP/UDP/unix, IPv4/IPv6, both ends, result) and `accept`/`accept4`,
 //!   `open`/`openat`/`openat2`/`creat` (path, flags, mode, result), `unlink`/`unlinkat`,
 //!   `rename`/`renameat`/`renameat2`, `setuid`, `setgid`, `ptrace` (attach, seize, traceme,
-//!   poke), `memfd_create`. Every record carries the kernel timestamp, the cgroup id and the
-//!   cgroup's name, so containers are attributed without a race with the process' exit.
+//!   poke), `memfd_create`. Every record carries the kernel timestamp and the cgroup id, and
+//!   the cgroup's name until the reader has resolved that id (it tells the kernel side which
+//!   ids it knows), so containers are attributed without a race with the process' exit.
 //!   Exec events also say whether the executable comes from a memfd (`proc.is_exe_from_memfd`),
 //!   is writable by the user running it (`proc.is_exe_writable`)
 //!   or an overlayfs upper layer (`proc.is_exe_upper_layer`: written in the container).
@@ -23,7 +24,7 @@
 //!   …), writes below system directories (`/etc/`, `/bin/`, `/usr/bin/`, `/root/`, `/var/log/`…),
 //!   plus deletion or renaming of `*_history` files. Relative paths are resolved against the
 //!   process' cwd in user space, so the kernel filter only sees absolute paths. The filter
-//!   reads the path at the syscall's entry, rejecting most opens on its first 8 bytes; when the
+//!   reads the path at the syscall's entry, rejecting most opens on its first 15 bytes; when the
 //!   path lies in a page the process has not touched yet (the kernel maps it during the open,
 //!   e.g. a string literal in a fresh binary), the open's path is read and filtered at its exit
 //!   instead, so such opens are not missed (unlink/rename paths are read at entry only).
