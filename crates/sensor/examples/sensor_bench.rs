@@ -70,82 +70,35 @@ fn take_number<T: std::str::FromStr>(
     }
 }
 
-fn main() -> std::process::ExitCode {
-    let mut args: Vec<String> = std::env::args().collect();
-    let syscall_events = !take_flag(&mut args, "--no-syscall-events");
-    let stream = take_flag(&mut args, "--stream");
-    let all_events = take_flag(&mut args, "--all-events");
-    let event_types = match take_value(&mut args, "--event-types") {
-        Ok(v) => v.map(|list| list.split(',').map(str::to_string).collect::<Vec<_>>()),
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let drain_ms = match take_number(&mut args, "--drain-ms") {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let reader_nice = match take_number(&mut args, "--reader-nice") {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let refused = match take_number(&mut args, "--refused") {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let storm_threads = match take_number(&mut args, "--storm-threads") {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    if args.get(1).map(String::as_str) == Some("--worker") {
-        return match sensor::bench::worker_main(&args[2..]) {
-            Ok(ns) => {
-                println!("{ns}");
-                std::process::ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("worker: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        };
-    }
+/// The benchmark's settings from the command line: flags, then the positional counts.
+fn config(args: &mut Vec<String>) -> Result<sensor::bench::BenchConfig, String> {
     let exe = std::env::current_exe()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut cfg = sensor::bench::BenchConfig {
         worker_cmd: vec![exe, "--worker".into()],
-        syscall_events,
-        stream,
-        event_types: if all_events {
-            None
-        } else {
-            event_types.or_else(builtin_interest)
-        },
+        syscall_events: !take_flag(args, "--no-syscall-events"),
+        stream: take_flag(args, "--stream"),
         ..Default::default()
     };
-    if let Some(ms) = drain_ms {
+    let all_events = take_flag(args, "--all-events");
+    let listed = take_value(args, "--event-types")?
+        .map(|list| list.split(',').map(str::to_string).collect::<Vec<_>>());
+    cfg.event_types = if all_events {
+        None
+    } else {
+        listed.or_else(builtin_interest)
+    };
+    if let Some(ms) = take_number(args, "--drain-ms")? {
         cfg.drain_interval = std::time::Duration::from_millis(ms);
     }
-    if let Some(n) = reader_nice {
+    if let Some(n) = take_number(args, "--reader-nice")? {
         cfg.reader_nice = n;
     }
-    if let Some(n) = storm_threads {
+    if let Some(n) = take_number(args, "--storm-threads")? {
         cfg.storm_threads = n;
     }
-    if let Some(n) = refused {
+    if let Some(n) = take_number(args, "--refused")? {
         cfg.refused = n;
     }
     if let Some(n) = args.get(1).and_then(|s| s.parse().ok()) {
@@ -160,6 +113,30 @@ fn main() -> std::process::ExitCode {
     if let Some(n) = args.get(4).and_then(|s| s.parse().ok()) {
         cfg.rounds = n;
     }
+    Ok(cfg)
+}
+
+fn main() -> std::process::ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--worker") {
+        return match sensor::bench::worker_main(&args[2..]) {
+            Ok(ns) => {
+                println!("{ns}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("worker: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let cfg = match config(&mut args) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -176,7 +176,7 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "vigil sensor benchmark — backend {}, {} CPUs, storms on {} threads, syscall events {}, drain every {} ms, consumer {} (medians of {} rounds without/with)",
+            "vigil sensor benchmark — backend {}, {} CPUs, storm threads: {}, syscall events {}, drain every {} ms, consumer {} (medians of {} rounds without/with)",
             self.backend,
             self.cpus,
             self.storm_threads,
