@@ -56,8 +56,9 @@ pub struct BenchConfig {
     pub event_types: Option<Vec<String>>,
     /// Nice value of the sensor's reader thread ([`SensorConfig::reader_nice`]).
     pub reader_nice: i32,
-    /// Threads each storm runs on (the connect storm: that many client/server pairs, each
-    /// on its own listener); 0: one per CPU, which is what drives this machine to its highest rate.
+    /// Threads each storm runs on (the connect storm: that many client/server pairs, each on
+    /// its own listener; the refused storm always one); 0: one per CPU, which drives this
+    /// machine to its highest rate.
     pub storm_threads: u32,
 }
 
@@ -304,24 +305,23 @@ fn run_worker(cmd: &[String], storm: &str, n: u32, threads: u32) -> Result<Durat
 }
 
 /// Waits (at most 15 s) until the kernel's connection tracking table, where the host's
-/// firewall has one, is at most a quarter full; returns how long it waited.
+/// firewall has one, is at most a quarter full.
 ///
 /// Every connection of a connect storm leaves an entry there for 10 s after it closed
 /// (`nf_conntrack_tcp_timeout_close`). Storms back to back at this machine's rate fill the
 /// table; once full, the kernel drops new connections' SYNs, and each costs the storm a
 /// retransmission timeout of one to three seconds. Each storm starts with room instead.
-fn wait_for_conntrack_room() -> Duration {
+fn wait_for_conntrack_room() {
     let read = |p: &str| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
     let t0 = Instant::now();
     let Some(max) = read("/proc/sys/net/netfilter/nf_conntrack_max") else {
-        return Duration::ZERO;
+        return;
     };
     while t0.elapsed() < Duration::from_secs(15)
         && read("/proc/sys/net/netfilter/nf_conntrack_count").is_some_and(|n| n > max / 4)
     {
         std::thread::sleep(Duration::from_millis(250));
     }
-    t0.elapsed()
 }
 
 /// CPU time (user + system) of waited-for children and their descendants, seconds.
@@ -477,7 +477,7 @@ async fn worker(
     let threads = cfg.storm_threads;
     tokio::task::spawn_blocking(move || {
         if storm == "connect" || storm == "refused" {
-            let _ = wait_for_conntrack_room();
+            wait_for_conntrack_room();
         }
         let c0 = children_cpu_secs();
         let d = run_worker(&cmd, storm, ops, threads)?;
@@ -734,15 +734,15 @@ fn storm_threads(asked: u32) -> u32 {
     }
 }
 
-/// The worker side: `args` = `[exec|connect|open, N, THREADS]`. Runs the storm on `THREADS`
-/// threads (0 or absent: one per CPU; the connect storm: that many client/server pairs) and
-/// returns its elapsed nanoseconds (the caller prints them).
+/// The worker side: `args` = `[exec|connect|open|refused, N, THREADS]`. Runs the storm on
+/// `THREADS` threads (0 or absent: one per CPU; the connect storm: that many client/server
+/// pairs; the refused storm: one) and returns its elapsed nanoseconds (the caller prints them).
 pub fn worker_main(args: &[String]) -> Result<u64, String> {
     let storm = args.first().map(String::as_str).unwrap_or("");
     let n: u32 = args
         .get(1)
         .and_then(|s| s.parse().ok())
-        .ok_or("usage: exec|connect|open N [THREADS]")?;
+        .ok_or("usage: exec|connect|open|refused N [THREADS]")?;
     let threads: u32 = match args.get(2) {
         Some(t) => t
             .parse()

@@ -65,8 +65,7 @@ pub struct Args {
     /// median are printed).
     #[arg(long, default_value_t = 15, requires = "bench")]
     bench_rounds: u32,
-    /// Internal: the benchmark's storm worker (`exec N THREADS` / `connect N THREADS` /
-    /// `open N THREADS`).
+    /// Internal: the benchmark's storm worker (`exec|connect|open|refused N THREADS`).
     #[arg(long, hide = true, num_args = 3, value_names = ["STORM", "N", "THREADS"])]
     bench_worker: Option<Vec<String>>,
 }
