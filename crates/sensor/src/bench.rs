@@ -239,10 +239,15 @@ impl fmt::Display for BenchReport {
         for s in &self.storms {
             writeln!(
                 f,
-                "  {:<7} wall slowdown: median {:.1}% ({:.0} ns per op), 95% confidence {:.1}% to {:.1}%; single rounds: quartiles {:.1}% to {:.1}%, each:{}",
+                "  {:<7} wall slowdown: median {:.1}% ({:.0} ns per op), {} {:.1}% to {:.1}%; single rounds: quartiles {:.1}% to {:.1}%, each:{}",
                 s.storm,
                 s.slowdown_pct,
                 s.added_ns_per_op,
+                if s.rounds >= 6 {
+                    "95% confidence"
+                } else {
+                    "under 6 rounds, no 95% interval: range"
+                },
                 s.slowdown_ci95_pct.0,
                 s.slowdown_ci95_pct.1,
                 s.slowdown_quartiles_pct.0,
