@@ -1676,21 +1676,7 @@ mod tests {
             ("a", "w", vec!["B"]),
             ("b", "u", vec![]),
         ] {
-            let ev = Event {
-                kind: "execve".into(),
-                process: Some(
-                    ProcessInfo {
-                        name: n.into(),
-                        user: UserInfo {
-                            name: u.into(),
-                            ..Default::default()
-                        },
-                        ..Default::default()
-                    }
-                    .into(),
-                ),
-                ..Default::default()
-            };
+            let ev = exec_event(n, "", u);
             let mut got = Vec::new();
             rules.matches(&ev, |r| got.push(r.name.clone()));
             assert_eq!(got, want, "{n} {u}");
