@@ -117,41 +117,29 @@ fn config(args: &mut Vec<String>) -> Result<sensor::bench::BenchConfig, String> 
 }
 
 fn main() -> std::process::ExitCode {
-    let mut args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--worker") {
-        return match sensor::bench::worker_main(&args[2..]) {
-            Ok(ns) => {
-                println!("{ns}");
-                std::process::ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("worker: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        };
-    }
-    let cfg = match config(&mut args) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(sensor::bench::run(cfg)) {
-        Ok(r) => {
-            println!("{r}");
+    match run() {
+        Ok(out) => {
+            println!("{out}");
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("bench: {e}");
+            eprintln!("{e}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The worker's elapsed nanoseconds (with `--worker`), else the benchmark's report.
+fn run() -> Result<String, String> {
+    let mut args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--worker") {
+        return sensor::bench::worker_main(&args[2..])
+            .map(|ns| ns.to_string())
+            .map_err(|e| format!("worker: {e}"));
+    }
+    let cfg = config(&mut args)?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| format!("runtime: {e}"))?;
+    rt.block_on(sensor::bench::run(cfg))
+        .map(|r| r.to_string())
+        .map_err(|e| format!("bench: {e}"))
 }
