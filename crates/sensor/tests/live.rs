@@ -920,10 +920,12 @@ async fn unix_socket_connect_carries_its_path() {
     let out = child.wait_with_output().expect("logger");
     assert!(out.status.success());
     let conn = wait_for(&mut rx, 5, |e| {
-        e.kind == "connect" && e.process.as_ref().is_some_and(|p| p.pid == pid)
+        e.kind == "connect"
+            && e.process.as_ref().is_some_and(|p| p.pid == pid)
+            && e.fd.as_ref().is_some_and(|f| f.path == "/dev/log")
     })
     .await
-    .expect("connect of busybox logger");
+    .expect("connect of busybox logger to /dev/log");
     let fd = conn.fd.as_ref().unwrap();
     assert_eq!(fd.typechar, 'u', "{conn:?}");
     assert_eq!(fd.path, "/dev/log");
@@ -951,11 +953,15 @@ async fn refused_connect_still_names_the_server_it_tried() {
     let pid = child.id();
     let out = child.wait_with_output().expect("bash");
     assert!(!out.status.success(), "nothing listens on {port}");
+    // bash may first connect a unix socket (nscd, while it looks up its user): the attempt
+    // sought here is the TCP one.
     let conn = wait_for(&mut rx, 5, |e| {
-        e.kind == "connect" && e.process.as_ref().is_some_and(|p| p.pid == pid)
+        e.kind == "connect"
+            && e.process.as_ref().is_some_and(|p| p.pid == pid)
+            && e.fd.as_ref().is_some_and(|f| f.typechar == '4')
     })
     .await
-    .expect("connect event of the refused attempt");
+    .expect("TCP connect event of the refused attempt");
     assert_eq!(conn.res, Some(-111), "ECONNREFUSED: {conn:?}");
     let fd = conn.fd.as_ref().unwrap();
     assert_eq!(fd.typechar, '4');
