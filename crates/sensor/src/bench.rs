@@ -171,6 +171,8 @@ pub struct BenchReport {
     pub storm_threads: u32,
     /// One entry per storm.
     pub storms: Vec<StormResult>,
+    /// The reader's user-space cost per record ([`reader_costs`]).
+    pub reader: Vec<ReaderCost>,
 }
 
 impl fmt::Display for BenchReport {
@@ -270,7 +272,11 @@ impl fmt::Display for BenchReport {
             }
             writeln!(f)?;
         }
-        Ok(())
+        write!(f, "reader, user space per record:")?;
+        for c in &self.reader {
+            write!(f, " {} {:.0} ns;", c.kind, c.ns_per_record)?;
+        }
+        writeln!(f)
     }
 }
 
@@ -728,7 +734,114 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
         event_types: cfg.event_types.clone(),
         storm_threads: storm_threads(cfg.storm_threads),
         storms,
+        reader: reader_costs(20_000),
     })
+}
+
+/// What the reader spends on one record of one kind, in user space: from the record's bytes to
+/// the event handed on (decoding, the process table, the process and container descriptions,
+/// the event's fields), and the event's drop.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReaderCost {
+    /// The event type (`connect`, `openat`, `execve`).
+    pub kind: &'static str,
+    /// Nanoseconds per record, the fastest of a few runs.
+    pub ns_per_record: f64,
+}
+
+/// Measures [`ReaderCost`]s: `records` records per kind (and run) of this very process, which
+/// the process table knows, run through a reader of its own on this thread (no Docker, no
+/// kernel). This is the user-space part of what each event costs the host, which the storms
+/// show only mixed with the kernel side and the scheduler.
+pub fn reader_costs(records: u32) -> Vec<ReaderCost> {
+    use crate::cgroup::CgroupMode;
+    use crate::enrich::Enricher;
+    use crate::proctable::ProcTable;
+    use crate::raw::{self, Header, Raw, kind};
+
+    let mode = CgroupMode::detect();
+    let mut enr = Enricher::new(ProcTable::new(4096, mode), mode, None, None);
+    enr.procs.seed();
+    let pid = std::process::id();
+    let me = enr.procs.get(pid).cloned().unwrap_or_default();
+    let header = |kind: u32| Header {
+        kind,
+        pid,
+        tid: pid,
+        ppid: me.ppid,
+        uid: me.uid,
+        gid: me.gid,
+        loginuid: me.loginuid,
+        ts: crate::enrich::boot_ns(),
+        cgroup_id: 1,
+        comm: me.name.clone(),
+        ..Default::default()
+    };
+    let samples = [
+        (
+            "connect",
+            Raw::Sock {
+                h: header(kind::CONNECT),
+                family: 2,
+                proto: 6,
+                local: Some(([127, 0, 0, 1].into(), 43512)),
+                remote: Some(([10, 20, 30, 40].into(), 3333)),
+                unix_path: String::new(),
+                fd: 7,
+            },
+        ),
+        (
+            "openat",
+            Raw::File {
+                h: header(kind::OPENAT),
+                flags: 0o2000000,
+                mode: 0,
+                dfd: -100,
+                aux: 0,
+                aux2: 0,
+                path: "/etc/shadow".into(),
+                path2: String::new(),
+            },
+        ),
+        (
+            "execve",
+            Raw::Exec {
+                h: header(kind::EXECVE),
+                tty: 0,
+                argv: me.argv.to_vec(),
+                exepath: me.exepath.to_string(),
+                cwd: me.cwd.to_string(),
+                upper: false,
+                writable: false,
+            },
+        ),
+    ];
+    samples
+        .iter()
+        .map(|(name, sample)| {
+            let bytes = raw::encode(sample);
+            let mut events = 0u64;
+            let best = (0..5)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    for _ in 0..records {
+                        if let Ok(r) = raw::decode(std::hint::black_box(&bytes)) {
+                            enr.handle(r, &mut |ev| {
+                                events += 1;
+                                drop(std::hint::black_box(ev));
+                            });
+                        }
+                    }
+                    t0.elapsed().as_nanos() as f64 / f64::from(records.max(1))
+                })
+                .fold(f64::INFINITY, f64::min);
+            ReaderCost {
+                kind: name,
+                // A reader that built no event measured nothing.
+                ns_per_record: if events > 0 { best } else { f64::NAN },
+            }
+        })
+        .collect()
 }
 
 /// Threads a storm runs on: `asked`, or one per CPU for 0.
