@@ -6,6 +6,7 @@ use crate::docker::{Cached, DockerWatch};
 use crate::proctable::{ProcEntry, ProcTable};
 use crate::raw::{Header, Raw, kind, kind_name};
 use model::{ContainerInfo, Event, EventSource, FdInfo, ProcessInfo, UserInfo};
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -60,7 +61,7 @@ pub(crate) fn hostname() -> String {
 /// Enrichment state, owned by the thread that reads a backend.
 pub(crate) struct Enricher {
     pub(crate) procs: ProcTable,
-    cgroups: HashMap<u64, Option<String>>,
+    cgroups: FxHashMap<u64, Option<String>>,
     /// Changes to `cgroups` for a backend that tells the kernel which cgroups need no name
     /// (see [`Enricher::take_known_cgroups`]); `None` when no backend asked.
     known_cgroups: Option<KnownCgroups>,
@@ -141,7 +142,7 @@ impl Enricher {
     ) -> Enricher {
         Enricher {
             procs,
-            cgroups: HashMap::new(),
+            cgroups: FxHashMap::default(),
             known_cgroups: None,
             mode,
             docker,

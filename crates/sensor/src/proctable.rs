@@ -7,7 +7,7 @@
 
 use crate::cgroup::{self, CgroupMode};
 use model::Ancestor;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,7 +82,7 @@ impl ProcEntry {
 /// The process table.
 #[derive(Debug)]
 pub struct ProcTable {
-    map: HashMap<u32, ProcEntry>,
+    map: FxHashMap<u32, ProcEntry>,
     capacity: usize,
     mode: CgroupMode,
     /// Inserts since exited entries were last swept out.
@@ -95,7 +95,7 @@ impl ProcTable {
     /// An empty table holding at most `capacity` processes.
     pub fn new(capacity: usize, mode: CgroupMode) -> ProcTable {
         ProcTable {
-            map: HashMap::with_capacity(capacity.clamp(64, 4096)),
+            map: FxHashMap::with_capacity_and_hasher(capacity.clamp(64, 4096), Default::default()),
             capacity: capacity.max(64),
             mode,
             inserts: 0,

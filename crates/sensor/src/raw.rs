@@ -164,37 +164,41 @@ impl Rd<'_> {
 /// Text up to the first NUL, lossily decoded.
 pub(crate) fn cstr(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
+    text(&b[..end])
+}
+
+/// `b` as text: copied as it is when it is UTF-8 (nearly always, and checked much faster than
+/// a lossy decoding walks it), else lossily.
+fn text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 /// Joins the leaf-first, NUL-separated components the BPF path walk writes into an absolute path.
 pub(crate) fn walked_path(buf: &[u8], len: usize) -> String {
     let len = len.min(buf.len());
-    let parts: Vec<String> = buf[..len]
-        .split(|&c| c == 0)
-        .filter(|p| !p.is_empty())
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .collect();
-    if parts.is_empty() {
-        return "/".to_string();
-    }
-    let mut s = String::new();
-    for p in parts.iter().rev() {
-        if p == "/" {
+    let mut path = Vec::with_capacity(len + 1);
+    for part in buf[..len].rsplit(|&c| c == 0) {
+        if part.is_empty() || part == b"/" {
             continue;
         }
-        s.push('/');
-        s.push_str(p);
+        path.push(b'/');
+        path.extend_from_slice(part);
     }
-    if s.is_empty() { "/".to_string() } else { s }
+    if path.is_empty() {
+        return "/".to_string();
+    }
+    match String::from_utf8(path) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
 }
 
 /// Splits a NUL-separated argv block.
 pub(crate) fn split_argv(b: &[u8]) -> Vec<String> {
-    let mut v: Vec<String> = b
-        .split(|&c| c == 0)
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .collect();
+    let mut v: Vec<String> = b.split(|&c| c == 0).map(text).collect();
     while v.last().is_some_and(String::is_empty) {
         v.pop();
     }
@@ -460,6 +464,8 @@ mod tests {
         assert_eq!(walked_path(b"cat\0bin\0usr\0", 12), "/usr/bin/cat");
         assert_eq!(walked_path(b"", 0), "/");
         assert_eq!(walked_path(b"tmp\0\0\0", 4), "/tmp");
+        assert_eq!(walked_path(b"a\xff\0b\0", 5), "/b/a\u{fffd}");
+        assert_eq!(cstr(b"sh\xff\0junk"), "sh\u{fffd}");
     }
 
     #[test]
