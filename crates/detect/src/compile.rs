@@ -1224,7 +1224,7 @@ pub fn specialize(n: &Node, kind: Option<&str>) -> Node {
                 && !matches!(c.test, Test::Field(..))
             {
                 let probe = model::Event {
-                    kind: k.to_string(),
+                    kind: k.to_string().into(),
                     ..Default::default()
                 };
                 let mut s = crate::eval::EvalScratch::default();

@@ -539,7 +539,7 @@ impl RuleSet {
 
     fn candidates(&self, ev: &Event) -> &Bucket {
         let idx = &self.index[source_slot(ev.source)];
-        idx.by_type.get(ev.kind.as_str()).unwrap_or(&idx.any)
+        idx.by_type.get(&*ev.kind).unwrap_or(&idx.any)
     }
 
     /// Calls `f` with every enabled rule matching `ev`, in definition order, using the caller's
@@ -662,7 +662,7 @@ impl RuleSet {
                     output,
                     output_fields,
                     time: ev.ts,
-                    hostname: ev.hostname.clone(),
+                    hostname: ev.hostname.to_string(),
                 }
             })
             .collect()
@@ -764,7 +764,7 @@ impl Detection {
         labels.set("rule_source", self.source.clone());
         labels.set("tags", self.tags.join(","));
         labels.set("mitre", mitre_ids(&self.tags).join(","));
-        labels.set("host", event.hostname.clone());
+        labels.set("host", event.hostname.to_string());
         if let Some(c) = &event.container {
             labels.set("container_id", c.short_id());
             labels.set("container_name", c.name.clone());

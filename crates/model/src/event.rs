@@ -13,6 +13,7 @@
 
 use crate::Time;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -50,10 +51,10 @@ pub struct Event {
     pub source: EventSource,
     /// The event type (`evt.type`), see the module docs.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     /// Host the event happened on (`evt.hostname`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub hostname: String,
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub hostname: Arc<str>,
     /// Syscall result (`evt.res` / `evt.rawres`): `>= 0` success, negative errno on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub res: Option<i64>,

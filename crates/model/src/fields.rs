@@ -833,7 +833,7 @@ impl Field {
             }
         };
         let flags = || ev.args.get("flags").map(String::as_str).unwrap_or("");
-        let is_open = || matches!(ev.kind.as_str(), "open" | "openat" | "openat2" | "creat");
+        let is_open = || matches!(&*ev.kind, "open" | "openat" | "openat2" | "creat");
         Some(match self.kind {
             EvtType => Value::Str(&ev.kind),
             SyscallType => {

@@ -798,7 +798,7 @@ impl Engine {
         let mut msg = format!(
             "collected {} of {}",
             got.iter()
-                .map(|e| e.kind.as_str())
+                .map(|e| &*e.kind)
                 .collect::<Vec<_>>()
                 .join(", "),
             short(cid)

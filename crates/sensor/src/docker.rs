@@ -163,7 +163,7 @@ impl DockerWatch {
     }
 
     /// Follows Docker's event stream until `send` returns false; reconnects after errors.
-    pub(crate) async fn run_events<F>(self, hostname: String, mut send: F)
+    pub(crate) async fn run_events<F>(self, hostname: Arc<str>, mut send: F)
     where
         F: FnMut(Event) -> bool + Send,
     {
@@ -199,7 +199,7 @@ impl DockerWatch {
     async fn event_from_message(
         &self,
         msg: bollard::models::EventMessage,
-        hostname: &str,
+        hostname: &Arc<str>,
     ) -> Option<Event> {
         let typ = msg.typ.map(|t| t.to_string()).unwrap_or_default();
         let action = msg.action.clone().unwrap_or_default();
@@ -255,8 +255,8 @@ impl DockerWatch {
         Some(Event {
             ts,
             source: EventSource::Docker,
-            kind,
-            hostname: hostname.to_string(),
+            kind: kind.into(),
+            hostname: hostname.clone(),
             res: None,
             args,
             process: None,

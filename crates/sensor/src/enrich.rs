@@ -69,7 +69,7 @@ pub(crate) struct Enricher {
     docker: Option<DockerWatch>,
     rt: Option<tokio::runtime::Handle>,
     offset: i64,
-    hostname: String,
+    hostname: Arc<str>,
     users: HashMap<u32, String>,
     /// User names inside each container (its own `/etc/passwd`).
     container_users: HashMap<String, HashMap<u32, String>>,
@@ -148,7 +148,7 @@ impl Enricher {
             docker,
             rt,
             offset: boot_to_wall_offset(),
-            hostname: hostname(),
+            hostname: hostname().into(),
             users: read_passwd("/etc/passwd"),
             container_users: HashMap::new(),
             held: HashMap::new(),
@@ -473,14 +473,14 @@ impl Enricher {
         p
     }
 
-    fn base(&mut self, h: &Header, kind: &str) -> Event {
+    fn base(&mut self, h: &Header, kind: &'static str) -> Event {
         let cid = self.container_id(h);
         let container = cid.as_deref().map(|id| self.container_info(id));
         let process = Some(self.process_info(h, cid.as_deref()));
         Event {
             ts: self.wall(h.ts),
             source: EventSource::Syscall,
-            kind: kind.to_string(),
+            kind: kind.into(),
             hostname: self.hostname.clone(),
             res: Some(h.res),
             args: BTreeMap::new(),

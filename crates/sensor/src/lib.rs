@@ -562,7 +562,7 @@ impl Sensor {
         let docker_task = match docker {
             Some(d) if cfg.docker_events => {
                 let sh = shared.clone();
-                Some(tokio::spawn(d.run_events(enrich::hostname(), move |ev| {
+                Some(tokio::spawn(d.run_events(enrich::hostname().into(), move |ev| {
                     sh.emit(ev);
                     !sh.stop.load(Ordering::Relaxed)
                 })))

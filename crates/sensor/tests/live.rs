@@ -148,7 +148,7 @@ async fn exit_and_fork_are_seen() {
     assert_eq!(out.status.code(), Some(3));
     let evs = collect(&mut rx, 3).await;
     let fork = evs.iter().find(|e| {
-        matches!(e.kind.as_str(), "clone" | "fork" | "vfork" | "clone3")
+        matches!(&*e.kind, "clone" | "fork" | "vfork" | "clone3")
             && e.process.as_ref().is_some_and(|p| p.pid == pid)
     });
     assert!(fork.is_some(), "sh forked for sleep");
@@ -325,7 +325,7 @@ async fn container_exec_open_connect_attributed() {
     let acc = evs
         .iter()
         .find(|e| {
-            matches!(e.kind.as_str(), "accept" | "accept4")
+            matches!(&*e.kind, "accept" | "accept4")
                 && e.fd.as_ref().is_some_and(|f| f.sport == Some(port))
         })
         .expect("accept on the host listener");
@@ -848,7 +848,7 @@ async fn an_interest_set_limits_the_event_types_but_keeps_the_process_table() {
     assert!(
         evs.iter().all(|e| e.kind == "openat" || e.kind == "open"),
         "only the wanted types: {:?}",
-        evs.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>()
+        evs.iter().map(|e| &*e.kind).collect::<Vec<_>>()
     );
     let open = evs
         .iter()
