@@ -465,7 +465,7 @@ fn unknown_sources_are_skipped_and_docker_rules_match() {
     let ev = Event {
         source: EventSource::Docker,
         kind: "container_start".into(),
-        args: [("name".to_string(), "c1".to_string())].into(),
+        args: [("name".into(), "c1".to_string())].into(),
         container: Some(
             ContainerInfo {
                 id: "0123456789abcdef0123".into(),

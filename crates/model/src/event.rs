@@ -60,7 +60,7 @@ pub struct Event {
     pub res: Option<i64>,
     /// Event arguments (`evt.arg.NAME`, `evt.arg[NAME]`), e.g. `flags`, `mode`, `name`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub args: BTreeMap<String, String>,
+    pub args: BTreeMap<Cow<'static, str>, String>,
     /// The process that caused the event. Shared: the sensor hands the same description to
     /// every event of a thread until something about the process changes, so an event costs
     /// no copy of it.

@@ -734,7 +734,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
         event_types: cfg.event_types.clone(),
         storm_threads: storm_threads(cfg.storm_threads),
         storms,
-        reader: reader_costs(400_000),
+        reader: reader_costs(100_000),
     })
 }
 

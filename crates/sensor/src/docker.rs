@@ -10,6 +10,7 @@ use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use futures::StreamExt;
 use model::{ContainerInfo, Event, EventSource};
 use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -207,7 +208,8 @@ impl DockerWatch {
         let id = actor.id.clone().unwrap_or_default();
         let attrs = actor.attributes.unwrap_or_default();
         let kind = event_kind(&typ, &action);
-        let mut args: BTreeMap<String, String> = attrs.into_iter().collect();
+        let mut args: BTreeMap<Cow<'static, str>, String> =
+            attrs.into_iter().map(|(k, v)| (k.into(), v)).collect();
         args.insert("id".into(), id.clone());
         args.insert("action".into(), action.clone());
         if let Some((_, cmd)) = action.split_once(": ")
