@@ -797,10 +797,7 @@ impl Engine {
         }
         let mut msg = format!(
             "collected {} of {}",
-            got.iter()
-                .map(|e| &*e.kind)
-                .collect::<Vec<_>>()
-                .join(", "),
+            got.iter().map(|e| &*e.kind).collect::<Vec<_>>().join(", "),
             short(cid)
         );
         if !failed.is_empty() {

@@ -9,8 +9,8 @@
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use futures::StreamExt;
 use model::{ContainerInfo, Event, EventSource};
-use std::collections::{BTreeMap, HashMap};
 use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

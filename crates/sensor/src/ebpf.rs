@@ -109,10 +109,6 @@ pub(crate) fn run(
         let _ = ready.send(Err((err("attach", e), enr)));
         return;
     }
-    // Every exit handler runs now: entries may stash their syscall for it.
-    if let Some(bss) = sk.maps.bss_data.as_deref_mut() {
-        bss.armed = 1;
-    }
     // Attached: events queue in the ring buffer while the table is filled from /proc.
     let seeded = enr.procs.seed();
     enr.track_known_cgroups();
@@ -291,20 +287,16 @@ fn publish_known_cgroups(
     }
 }
 
-/// Whether the program named `name` is loaded. Syscall programs (`sys_enter_X`, `sys_exit_X`)
-/// are not loaded at all without syscall events: with no syscall tracepoint in use, no syscall
-/// on the host takes the kernel's traced-syscall path. With an interest set, a syscall's pair
-/// is loaded only when its type is wanted; `execveat`'s pair stays, since it tells an
-/// `execveat` from an `execve` at exec. Process programs (fork, exec, exit) always load.
+/// Whether the program named `name` is loaded. Syscall programs (`sys_exit_X`, all at a
+/// syscall's exit) are not loaded at all without syscall events: with no syscall tracepoint in
+/// use, no syscall on the host takes the kernel's traced-syscall path. With an interest set, a
+/// syscall's program is loaded only when its type is wanted. Process programs (fork, exec,
+/// exit) always load.
 fn syscall_program_needed(name: &str, syscall_events: bool, wanted: Option<&[String]>) -> bool {
-    let Some(syscall) = name
-        .strip_prefix("sys_enter_")
-        .or_else(|| name.strip_prefix("sys_exit_"))
-    else {
+    let Some(syscall) = name.strip_prefix("sys_exit_") else {
         return true;
     };
-    syscall_events
-        && (syscall == "execveat" || wanted.is_none_or(|w| w.iter().any(|t| t == syscall)))
+    syscall_events && wanted.is_none_or(|w| w.iter().any(|t| t == syscall))
 }
 
 /// The reader's poll timeout and timer slack for draining at least every `every`: the timer may
@@ -424,13 +416,13 @@ mod tests {
         let wanted = vec!["openat".to_string(), "connect".to_string()];
         let w = Some(wanted.as_slice());
         assert!(syscall_program_needed("on_exec", false, w));
-        assert!(syscall_program_needed("sys_enter_openat", true, w));
+        assert!(syscall_program_needed("sys_exit_openat", true, w));
         assert!(syscall_program_needed("sys_exit_connect", true, w));
         assert!(!syscall_program_needed("sys_exit_accept4", true, w));
-        assert!(!syscall_program_needed("sys_enter_unlinkat", true, w));
-        assert!(syscall_program_needed("sys_enter_execveat", true, w));
-        assert!(syscall_program_needed("sys_enter_unlinkat", true, None));
-        assert!(!syscall_program_needed("sys_enter_openat", false, None));
+        assert!(!syscall_program_needed("sys_exit_unlinkat", true, w));
+        assert!(!syscall_program_needed("sys_exit_setuid", true, w));
+        assert!(syscall_program_needed("sys_exit_unlinkat", true, None));
+        assert!(!syscall_program_needed("sys_exit_openat", false, None));
     }
 
     #[test]

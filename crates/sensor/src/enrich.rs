@@ -635,7 +635,8 @@ impl Enricher {
                         }
                     }
                     kind::RENAME | kind::RENAMEAT | kind::RENAMEAT2 => {
-                        let p2 = self.resolve(h.pid, dfd, &path2);
+                        // `aux`: the directory the new path is relative to.
+                        let p2 = self.resolve(h.pid, aux as i32, &path2);
                         ev.args.insert("oldpath".into(), p1);
                         ev.args.insert("newpath".into(), p2);
                     }

@@ -22,12 +22,13 @@
 //!   Opens, unlinks and renames are filtered in the kernel by [`WatchPrefix`]es
 //!   ([`default_watch_prefixes`]): reads only for sensitive files (`/etc/shadow`, `/root/.ssh/`,
 //!   …), writes below system directories (`/etc/`, `/bin/`, `/usr/bin/`, `/root/`, `/var/log/`…),
-//!   plus deletion or renaming of `*_history` files. Relative paths are resolved against the
-//!   process' cwd in user space, so the kernel filter only sees absolute paths. The filter
-//!   reads the path at the syscall's entry, rejecting most opens on its first 15 bytes; when the
-//!   path lies in a page the process has not touched yet (the kernel maps it during the open,
-//!   e.g. a string literal in a fresh binary), the open's path is read and filtered at its exit
-//!   instead, so such opens are not missed (unlink/rename paths are read at entry only).
+//!   plus deletion or renaming of `*_history` files. The filter matches the path as the caller
+//!   gave it, so a relative path never matches (events that pass are made absolute in user
+//!   space, against the cwd or the directory descriptor). Every syscall program runs at the
+//!   syscall's exit only, with the arguments from the user registers it was entered with
+//!   (x86-64): the path is read after the kernel has read it (so it is mapped, even a string in
+//!   a page the process had not touched before), and most opens are rejected on its first 15
+//!   bytes.
 //! - **proc** (fallback, no BPF/BTF needed, root needed): the netlink process-events connector
 //!   (fork, exec, exit, uid/gid changes, ptrace attach) with `/proc` enrichment, and a scan of
 //!   `/proc/net/{tcp,tcp6,udp,udp6}` every [`SensorConfig::conn_scan_interval`].
@@ -55,10 +56,10 @@
 //! sensor, medians of alternating rounds; see [`mod@bench`].
 //!
 //! Where the kernel-side cost goes: the programs themselves are short (an open of an unwatched
-//! path is rejected after one 16-byte read of its path; a syscall exit with nothing pending
-//! returns after one load), but every hooked syscall also pays the kernel's syscall-tracepoint
-//! path around them, and while any syscall tracepoint is attached every syscall of every task
-//! takes the slower traced entry/exit. On syscall-heavy loads (the open storm) that fixed cost,
+//! path is rejected after one 16-byte read of its path), but every hooked syscall also pays the
+//! kernel's syscall-tracepoint path around them, and while any syscall tracepoint is attached
+//! every syscall of every task takes the slower traced path (only its exit side: no program
+//! runs at a syscall's entry, so the entry tracepoint stays off). On syscall-heavy loads (the open storm) that fixed cost,
 //! not the programs, is most of the slowdown; the benchmark's per-program lines show the
 //! programs' share.
 //!
@@ -367,7 +368,8 @@ pub struct SensorStats {
     pub ring_drops: u64,
     /// Events dropped because the consumer's channel was full.
     pub channel_drops: u64,
-    /// Events lost otherwise: the kernel's pending-syscall table full (eBPF) or netlink
+    /// Events lost otherwise: a path a syscall succeeded with that could not be read back at
+    /// its exit (eBPF) or netlink
     /// overruns (proc).
     pub lost: u64,
     /// Records that could not be decoded.
@@ -562,10 +564,13 @@ impl Sensor {
         let docker_task = match docker {
             Some(d) if cfg.docker_events => {
                 let sh = shared.clone();
-                Some(tokio::spawn(d.run_events(enrich::hostname().into(), move |ev| {
-                    sh.emit(ev);
-                    !sh.stop.load(Ordering::Relaxed)
-                })))
+                Some(tokio::spawn(d.run_events(
+                    enrich::hostname().into(),
+                    move |ev| {
+                        sh.emit(ev);
+                        !sh.stop.load(Ordering::Relaxed)
+                    },
+                )))
             }
             _ => None,
         };

@@ -364,9 +364,11 @@ pub(crate) fn encode(raw: &Raw) -> Vec<u8> {
         Raw::File { h, .. } => (h, FILE_LEN),
     };
     let mut d = vec![0u8; len];
-    for (o, v) in [h.kind, h.pid, h.tid, h.ppid, h.vpid, h.uid, h.gid, h.loginuid]
-        .into_iter()
-        .enumerate()
+    for (o, v) in [
+        h.kind, h.pid, h.tid, h.ppid, h.vpid, h.uid, h.gid, h.loginuid,
+    ]
+    .into_iter()
+    .enumerate()
     {
         put(&mut d, o * 4, &v.to_le_bytes());
     }
@@ -586,9 +588,17 @@ mod tests {
                     writable,
                 }),
             (header(kind::EXIT), any::<u32>()).prop_map(|(h, code)| Raw::Exit { h, code }),
-            (header(kind::FORK), any::<(u32, u32)>())
-                .prop_map(|(h, (child, nr))| Raw::Fork { h, child, nr }),
-            (header(kind::CONNECT), any::<bool>(), any::<u16>(), any::<i32>())
+            (header(kind::FORK), any::<(u32, u32)>()).prop_map(|(h, (child, nr))| Raw::Fork {
+                h,
+                child,
+                nr
+            }),
+            (
+                header(kind::CONNECT),
+                any::<bool>(),
+                any::<u16>(),
+                any::<i32>()
+            )
                 .prop_flat_map(|(h, v6, proto, fd)| {
                     (endpoint(v6), endpoint(v6)).prop_map(move |(l, r)| Raw::Sock {
                         h: h.clone(),
@@ -617,15 +627,17 @@ mod tests {
                 "[ -~]{0,255}",
                 "[ -~]{0,255}"
             )
-                .prop_map(|(h, (flags, mode, dfd, aux, aux2), path, path2)| Raw::File {
-                    h,
-                    flags,
-                    mode,
-                    dfd,
-                    aux,
-                    aux2,
-                    path,
-                    path2,
+                .prop_map(|(h, (flags, mode, dfd, aux, aux2), path, path2)| {
+                    Raw::File {
+                        h,
+                        flags,
+                        mode,
+                        dfd,
+                        aux,
+                        aux2,
+                        path,
+                        path2,
+                    }
                 }),
         ]
     }

@@ -701,6 +701,14 @@ int main(int argc, char **argv) {
     fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0600); if (fd < 0) return 2; close(fd);
     if (rename(a, b) != 0) return 3;
     if (unlink(b) != 0) return 4;
+    /* renamed out of /etc into a directory named by a descriptor: the new path is relative
+     * to that descriptor, not to the old one's */
+    fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0600); if (fd < 0) return 9; close(fd);
+    int tmp = open("/tmp", O_RDONLY | O_DIRECTORY); if (tmp < 0) return 10;
+    char back[256];
+    snprintf(back, sizeof back, "%s.back", argv[1]);
+    if (renameat(AT_FDCWD, a, tmp, back) != 0) return 11;
+    if (unlinkat(tmp, back, 0) != 0) return 12;
     /* /etc/shadow named by a string in a page not mapped yet when the open starts */
     int sfd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (sfd < 0) return 5;
@@ -710,6 +718,8 @@ int main(int argc, char **argv) {
     char *p = mmap(0, sizeof page, PROT_READ, MAP_PRIVATE, sfd, 0);
     if (p == MAP_FAILED) return 7;
     fd = open(p, O_RDONLY); if (fd < 0) return 8; close(fd);
+    /* alive while the sensor resolves the descriptor-relative path (/proc/PID/fd) */
+    usleep(300000);
     return 0;
 }
 "#;
@@ -778,6 +788,17 @@ async fn kernel_file_filter_keeps_watched_paths_only() {
         evs.iter()
             .any(|e| e.kind.starts_with("unlink") && e.args.get("path") == Some(&moved)),
         "unlink below /etc"
+    );
+    let back = format!("/tmp/{name}.back");
+    assert!(
+        evs.iter().any(|e| e.kind == "renameat"
+            && e.args.get("oldpath") == Some(&created)
+            && e.args.get("newpath") == Some(&back)),
+        "renameat out of /etc, the new path relative to its own descriptor: {:?}",
+        evs.iter()
+            .filter(|e| e.kind.starts_with("rename"))
+            .map(|e| &e.args)
+            .collect::<Vec<_>>()
     );
 }
 

@@ -112,7 +112,7 @@ struct file_rec {
 	u32 flags;
 	u32 mode;
 	s32 dfd;
-	u32 aux; /* ptrace: target pid; setuid: id; memfd: flags */
+	u32 aux; /* ptrace: target pid; setuid/setgid: the id; rename: newdfd */
 	u64 aux2; /* ptrace: request */
 	char path[PATH_MAX_LEN];
 	char path2[PATH_MAX_LEN];
@@ -154,77 +154,14 @@ struct {
 	__type(value, u64);
 } known_cgroups SEC(".maps");
 
-// 0: ring buffer reservation failed (event lost), 1: pending table full
+// 0: ring buffer reservation failed (event lost), 1: a path the syscall succeeded with could not
+// be read back at its exit (event lost)
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 2);
 	__type(key, u32);
 	__type(value, u64);
 } counters SEC(".maps");
-
-struct pending {
-	u32 kind;
-	u32 flags;
-	u32 unread; /* open: the path could not be read at entry (page not mapped yet); a2 holds it */
-	u32 pad;
-	u64 a0;
-	u64 a1;
-	u64 a2;
-	char path[PATH_MAX_LEN];
-	char path2[PATH_MAX_LEN];
-};
-
-// The syscall a thread is in (kind != 0), between its entry and exit: per-task storage, so the
-// exit of a call that was not stashed costs one storage lookup (no hashing, nothing to clean up
-// after a thread dies).
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct pending);
-} pend SEC(".maps");
-
-// Per-CPU scratch where an entry reads and filters a path before anything is stashed, so a
-// task gets storage only for a syscall that is reported.
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct pending);
-} scratch SEC(".maps");
-
-static __always_inline struct pending *scratch_pending(void)
-{
-	u32 zero = 0;
-	return bpf_map_lookup_elem(&scratch, &zero);
-}
-
-// Tasks whose pending slot holds a call (kind != 0): the exit handlers skip the storage lookup
-// while there are none. Only a task changes its own slot, so the count is exact once `armed`
-// (set by user space when every program is attached: an entry is stashed only when its exit
-// handler runs too).
-u64 n_pending = 0;
-u32 armed = 0;
-
-static __always_inline void set_pending(struct pending *pe, u32 kind)
-{
-	if (pe->kind == 0)
-		__sync_fetch_and_add(&n_pending, 1);
-	pe->kind = kind;
-}
-
-static __always_inline void clear_pending(struct pending *pe)
-{
-	if (pe->kind != 0) {
-		pe->kind = 0;
-		__sync_fetch_and_add(&n_pending, -1);
-	}
-}
-
-static __always_inline bool none_pending(void)
-{
-	return *(volatile u64 *)&n_pending == 0;
-}
 
 static __always_inline void count(u32 idx)
 {
@@ -387,10 +324,11 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 {
 	if (is_self())
 		return 0;
+	/* An exec relative to a directory descriptor (execveat with a descriptor, fexecve) names
+	 * its file /dev/fd/N[/path] (bprm->fdpath); an execveat given an absolute path or AT_FDCWD
+	 * is reported as the execve it amounts to (the syscall number is not kept at this point). */
 	u32 kind = K_EXECVE;
-	/* the exec runs in the task that entered execveat (even when it was not the leader) */
-	struct pending *pe = none_pending() ? 0 : bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, 0);
-	if (pe && pe->kind == K_EXECVEAT)
+	if (bpf_core_field_exists(bprm->fdpath) && bprm->fdpath)
 		kind = K_EXECVEAT;
 
 	struct exec_rec *r = reserve(sizeof(*r));
@@ -484,41 +422,17 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-// ---- syscall enter/exit pairs ----
+// ---- syscalls, traced at their exit ----
 
-// The current task's pending slot, created on first use (NULL when it cannot be allocated,
-// counted as lost).
-static __always_inline struct pending *pending_slot(void)
+// Every syscall program runs at the syscall's exit only: its arguments are still in the user
+// registers it was entered with (x86-64: di, si, dx, r10; the kernel writes only ax), and the
+// strings they point to are still in the caller's memory, where the kernel has just read them.
+// With no program at any syscall's entry, the kernel's syscall-entry tracepoint stays off for
+// every syscall on the host, and a traced syscall runs one program, keeping no state between
+// its entry and exit.
+static __always_inline struct pt_regs *syscall_regs(void)
 {
-	if (!*(volatile u32 *)&armed)
-		return 0;
-	struct pending *pe = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0,
-						  BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!pe)
-		count(1);
-	return pe;
-}
-
-// The current task's pending call if it is one of the given kinds.
-static __always_inline struct pending *take(u32 k1, u32 k2, u32 k3)
-{
-	if (none_pending())
-		return 0;
-	struct pending *pe = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, 0);
-	if (!pe || pe->kind == 0)
-		return 0;
-	if (pe->kind != k1 && pe->kind != k2 && pe->kind != k3)
-		return 0;
-	return pe;
-}
-
-static __always_inline void drop_pending(void)
-{
-	if (none_pending())
-		return;
-	struct pending *pe = bpf_task_storage_get(&pend, bpf_get_current_task_btf(), 0, 0);
-	if (pe)
-		clear_pending(pe);
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
 // Does an open of `path` with `flags` pass the kernel filter?
@@ -575,328 +489,237 @@ static __always_inline bool maybe_wanted(u64 w0, u64 w1, bool write)
 	return false;
 }
 
-static __always_inline int open_enter(u32 kind, int dfd, const char *upath, u32 flags, u32 mode)
+// Fills the fields of a file record after its header.
+static __always_inline void file_fields(struct file_rec *r, u32 kind, long ret, u32 flags, u32 mode,
+					s32 dfd, u32 aux, u64 aux2)
 {
+	fill_hdr(&r->h, kind, bpf_get_current_task_btf());
+	r->h.res = ret;
+	r->flags = flags;
+	r->mode = mode;
+	r->dfd = dfd;
+	r->aux = aux;
+	r->aux2 = aux2;
+}
+
+// A path the syscall succeeded with but that cannot be read back is a lost event.
+static __always_inline void unreadable(long ret)
+{
+	if (ret >= 0)
+		count(1);
+}
+
+static __always_inline int open_exit(long ret, u32 kind, int dfd, const char *upath, u32 flags, u32 mode)
+{
+	bool write = flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC);
 	u64 head[2] = {0, 0};
 	long hn = bpf_probe_read_user_str(head, sizeof(head), upath);
-	if (hn < 0 && upath) {
-		/* The page holding the path is not mapped yet (the kernel maps it while opening):
-		 * read and filter the path at exit instead. */
-		if (is_self())
-			return 0;
-		struct pending *pe = pending_slot();
-		if (!pe)
-			return 0;
-		pe->flags = flags;
-		pe->unread = 1;
-		pe->a0 = (u64)(s64)dfd;
-		pe->a1 = mode;
-		pe->a2 = (u64)upath;
-		pe->path[0] = 0;
-		pe->path2[0] = 0;
-		set_pending(pe, kind);
+	if (hn <= 0) {
+		if (upath)
+			unreadable(ret);
 		return 0;
 	}
-	if (hn <= 0)
+	if (!maybe_wanted(head[0], head[1], write) || is_self())
 		return 0;
-	if (!maybe_wanted(head[0], head[1], flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
-		return 0;
-	if (is_self())
-		return 0;
-	struct pending *sc = scratch_pending();
-	if (!sc)
-		return 0;
-	long n = bpf_probe_read_user_str(sc->path, sizeof(sc->path), upath);
-	if (n <= 0 || !wanted(sc->path, flags, false))
-		return 0;
-	struct pending *pe = pending_slot();
-	if (!pe)
-		return 0;
-	__builtin_memcpy(pe->path, sc->path, PATH_MAX_LEN);
-	pe->unread = 0;
-	pe->flags = flags;
-	pe->a0 = (u64)(s64)dfd;
-	pe->a1 = mode;
-	pe->a2 = 0;
-	pe->path2[0] = 0;
-	set_pending(pe, kind);
-	return 0;
-}
-
-static __always_inline void copy_path(char *dst, const char *src)
-{
-	__builtin_memcpy(dst, src, PATH_MAX_LEN);
-}
-
-static __always_inline int file_exit(long ret, u32 k1, u32 k2, u32 k3)
-{
-	struct pending *pe = take(k1, k2, k3);
-	if (!pe)
-		return 0;
-	if (pe->unread) {
-		pe->unread = 0;
-		long n = bpf_probe_read_user_str(pe->path, sizeof(pe->path), (const char *)pe->a2);
-		if (n <= 0 || !wanted(pe->path, pe->flags, false)) {
-			clear_pending(pe);
-			return 0;
-		}
-		pe->a2 = 0;
-	}
 	struct file_rec *r = reserve(sizeof(*r));
-	if (r) {
-		fill_hdr(&r->h, pe->kind, bpf_get_current_task_btf());
-		r->h.res = ret;
-		r->flags = pe->flags;
-		r->mode = pe->a1;
-		r->dfd = (s32)pe->a0;
-		r->aux = pe->a2;
-		r->aux2 = pe->a1;
-		copy_path(r->path, pe->path);
-		copy_path(r->path2, pe->path2);
-		submit(r);
+	if (!r)
+		return 0;
+	long n = bpf_probe_read_user_str(r->path, sizeof(r->path), upath);
+	if (n <= 0 || !wanted(r->path, flags, false)) {
+		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+		return 0;
 	}
-	clear_pending(pe);
+	file_fields(r, kind, ret, flags, mode, dfd, 0, mode);
+	r->path2[0] = 0;
+	submit(r);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_open")
-int sys_enter_open(struct trace_event_raw_sys_enter *ctx)
-{
-	return open_enter(K_OPEN, -100, (const char *)ctx->args[0], ctx->args[1], ctx->args[2]);
-}
 SEC("tracepoint/syscalls/sys_exit_open")
 int sys_exit_open(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_OPEN, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	return open_exit(ctx->ret, K_OPEN, -100, (const char *)regs->di, regs->si, regs->dx);
 }
 
-SEC("tracepoint/syscalls/sys_enter_creat")
-int sys_enter_creat(struct trace_event_raw_sys_enter *ctx)
-{
-	return open_enter(K_CREAT, -100, (const char *)ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, ctx->args[1]);
-}
 SEC("tracepoint/syscalls/sys_exit_creat")
 int sys_exit_creat(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_CREAT, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	return open_exit(ctx->ret, K_CREAT, -100, (const char *)regs->di, O_CREAT | O_WRONLY | O_TRUNC, regs->si);
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat")
-int sys_enter_openat(struct trace_event_raw_sys_enter *ctx)
-{
-	return open_enter(K_OPENAT, ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3]);
-}
 SEC("tracepoint/syscalls/sys_exit_openat")
 int sys_exit_openat(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_OPENAT, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	return open_exit(ctx->ret, K_OPENAT, regs->di, (const char *)regs->si, regs->dx, regs->r10);
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int sys_enter_openat2(struct trace_event_raw_sys_enter *ctx)
-{
-	struct open_how how = {};
-	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-	return open_enter(K_OPENAT2, ctx->args[0], (const char *)ctx->args[1], how.flags, how.mode);
-}
 SEC("tracepoint/syscalls/sys_exit_openat2")
 int sys_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_OPENAT2, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	struct open_how how = {};
+	bpf_probe_read_user(&how, sizeof(how), (void *)regs->dx);
+	return open_exit(ctx->ret, K_OPENAT2, regs->di, (const char *)regs->si, how.flags, how.mode);
 }
 
-static __always_inline int unlink_enter(u32 kind, int dfd, const char *upath, u32 flags)
+// unlink and rename: reported when a path is watched for writes, or names a shell history.
+static __always_inline int unlink_exit(long ret, u32 kind, int dfd, const char *upath, u32 flags)
 {
 	if (is_self())
 		return 0;
-	struct pending *sc = scratch_pending();
-	if (!sc)
+	struct file_rec *r = reserve(sizeof(*r));
+	if (!r)
 		return 0;
-	long n = bpf_probe_read_user_str(sc->path, sizeof(sc->path), upath);
-	if (n <= 0 || (!wanted(sc->path, 0, true) && !history_name(sc->path, n)))
+	long n = bpf_probe_read_user_str(r->path, sizeof(r->path), upath);
+	if (n <= 0 || (!wanted(r->path, 0, true) && !history_name(r->path, n))) {
+		if (n <= 0)
+			unreadable(ret);
+		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
 		return 0;
-	struct pending *pe = pending_slot();
-	if (!pe)
-		return 0;
-	__builtin_memcpy(pe->path, sc->path, PATH_MAX_LEN);
-	pe->unread = 0;
-	pe->flags = flags;
-	pe->a0 = (u64)(s64)dfd;
-	pe->a1 = 0;
-	pe->a2 = 0;
-	pe->path2[0] = 0;
-	set_pending(pe, kind);
+	}
+	file_fields(r, kind, ret, flags, 0, dfd, 0, 0);
+	r->path2[0] = 0;
+	submit(r);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_unlink")
-int sys_enter_unlink(struct trace_event_raw_sys_enter *ctx)
-{
-	return unlink_enter(K_UNLINK, -100, (const char *)ctx->args[0], 0);
-}
 SEC("tracepoint/syscalls/sys_exit_unlink")
 int sys_exit_unlink(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_UNLINK, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	return unlink_exit(ctx->ret, K_UNLINK, -100, (const char *)regs->di, 0);
 }
-SEC("tracepoint/syscalls/sys_enter_unlinkat")
-int sys_enter_unlinkat(struct trace_event_raw_sys_enter *ctx)
-{
-	return unlink_enter(K_UNLINKAT, ctx->args[0], (const char *)ctx->args[1], ctx->args[2]);
-}
+
 SEC("tracepoint/syscalls/sys_exit_unlinkat")
 int sys_exit_unlinkat(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_UNLINKAT, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	return unlink_exit(ctx->ret, K_UNLINKAT, regs->di, (const char *)regs->si, regs->dx);
 }
 
-static __always_inline int rename_enter(u32 kind, int olddfd, const char *oldp, const char *newp, u32 flags)
+// The new path is relative to `newdfd`, which the record carries in `aux`.
+static __always_inline int rename_exit(long ret, u32 kind, int olddfd, const char *oldp, int newdfd,
+				       const char *newp, u32 flags)
 {
 	if (is_self())
 		return 0;
-	struct pending *sc = scratch_pending();
-	if (!sc)
+	struct file_rec *r = reserve(sizeof(*r));
+	if (!r)
 		return 0;
-	long n = bpf_probe_read_user_str(sc->path, sizeof(sc->path), oldp);
-	long m = bpf_probe_read_user_str(sc->path2, sizeof(sc->path2), newp);
+	long n = bpf_probe_read_user_str(r->path, sizeof(r->path), oldp);
+	long m = bpf_probe_read_user_str(r->path2, sizeof(r->path2), newp);
 	if (n <= 0 || m <= 0 ||
-	    (!wanted(sc->path, 0, true) && !wanted(sc->path2, 0, true) && !history_name(sc->path, n)))
+	    (!wanted(r->path, 0, true) && !wanted(r->path2, 0, true) && !history_name(r->path, n))) {
+		if (n <= 0 || m <= 0)
+			unreadable(ret);
+		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
 		return 0;
-	struct pending *pe = pending_slot();
-	if (!pe)
-		return 0;
-	__builtin_memcpy(pe->path, sc->path, PATH_MAX_LEN);
-	__builtin_memcpy(pe->path2, sc->path2, PATH_MAX_LEN);
-	pe->unread = 0;
-	pe->flags = flags;
-	pe->a0 = (u64)(s64)olddfd;
-	pe->a1 = 0;
-	pe->a2 = 0;
-	set_pending(pe, kind);
+	}
+	file_fields(r, kind, ret, flags, 0, olddfd, newdfd, 0);
+	submit(r);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_rename")
-int sys_enter_rename(struct trace_event_raw_sys_enter *ctx)
-{
-	return rename_enter(K_RENAME, -100, (const char *)ctx->args[0], (const char *)ctx->args[1], 0);
-}
 SEC("tracepoint/syscalls/sys_exit_rename")
 int sys_exit_rename(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_RENAME, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	return rename_exit(ctx->ret, K_RENAME, -100, (const char *)regs->di, -100, (const char *)regs->si, 0);
 }
-SEC("tracepoint/syscalls/sys_enter_renameat")
-int sys_enter_renameat(struct trace_event_raw_sys_enter *ctx)
-{
-	return rename_enter(K_RENAMEAT, ctx->args[0], (const char *)ctx->args[1], (const char *)ctx->args[3], 0);
-}
+
 SEC("tracepoint/syscalls/sys_exit_renameat")
 int sys_exit_renameat(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_RENAMEAT, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	return rename_exit(ctx->ret, K_RENAMEAT, regs->di, (const char *)regs->si, regs->dx,
+			   (const char *)regs->r10, 0);
 }
-SEC("tracepoint/syscalls/sys_enter_renameat2")
-int sys_enter_renameat2(struct trace_event_raw_sys_enter *ctx)
-{
-	return rename_enter(K_RENAMEAT2, ctx->args[0], (const char *)ctx->args[1], (const char *)ctx->args[3], ctx->args[4]);
-}
+
 SEC("tracepoint/syscalls/sys_exit_renameat2")
 int sys_exit_renameat2(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_RENAMEAT2, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	return rename_exit(ctx->ret, K_RENAMEAT2, regs->di, (const char *)regs->si, regs->dx,
+			   (const char *)regs->r10, regs->r8);
 }
 
-// setuid/setgid/ptrace/memfd_create: record the argument at entry, emit at exit.
-static __always_inline int simple_enter(u32 kind, u64 a1, u64 a2)
+// setuid/setgid/ptrace/memfd_create: the arguments and the result.
+static __always_inline int simple_exit(long ret, u32 kind, u32 flags, u32 mode, u32 aux, u64 aux2,
+				       const char *name)
 {
 	if (is_self())
 		return 0;
-	struct pending *pe = pending_slot();
-	if (!pe)
+	struct file_rec *r = reserve(sizeof(*r));
+	if (!r)
 		return 0;
-	pe->flags = 0;
-	pe->unread = 0;
-	pe->a0 = -100;
-	pe->a1 = a1;
-	pe->a2 = a2;
-	pe->path[0] = 0;
-	pe->path2[0] = 0;
-	set_pending(pe, kind);
+	file_fields(r, kind, ret, flags, mode, -100, aux, aux2);
+	r->path[0] = 0;
+	if (name && bpf_probe_read_user_str(r->path, sizeof(r->path), name) < 0)
+		r->path[0] = 0;
+	r->path2[0] = 0;
+	submit(r);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_setuid")
-int sys_enter_setuid(struct trace_event_raw_sys_enter *ctx)
-{
-	return simple_enter(K_SETUID, 0, ctx->args[0]);
-}
 SEC("tracepoint/syscalls/sys_exit_setuid")
 int sys_exit_setuid(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_SETUID, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	return simple_exit(ctx->ret, K_SETUID, 0, 0, regs->di, 0, 0);
 }
-SEC("tracepoint/syscalls/sys_enter_setgid")
-int sys_enter_setgid(struct trace_event_raw_sys_enter *ctx)
-{
-	return simple_enter(K_SETGID, 0, ctx->args[0]);
-}
+
 SEC("tracepoint/syscalls/sys_exit_setgid")
 int sys_exit_setgid(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_SETGID, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	return simple_exit(ctx->ret, K_SETGID, 0, 0, regs->di, 0, 0);
 }
 
-SEC("tracepoint/syscalls/sys_enter_ptrace")
-int sys_enter_ptrace(struct trace_event_raw_sys_enter *ctx)
-{
-	u64 req = ctx->args[0];
-	/* only requests that take control or write another process */
-	if (!(req == 0 || req == 4 || req == 5 || req == 6 || req == 16 || req == 0x4206))
-		return 0;
-	return simple_enter(K_PTRACE, req, ctx->args[1]);
-}
 SEC("tracepoint/syscalls/sys_exit_ptrace")
 int sys_exit_ptrace(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_PTRACE, 0, 0);
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	u64 req = regs->di;
+	/* only requests that take control or write another process */
+	if (!(req == 0 || req == 4 || req == 5 || req == 6 || req == 16 || req == 0x4206))
+		return 0;
+	return simple_exit(ctx->ret, K_PTRACE, 0, req, regs->si, req, 0);
 }
 
-SEC("tracepoint/syscalls/sys_enter_memfd_create")
-int sys_enter_memfd_create(struct trace_event_raw_sys_enter *ctx)
-{
-	if (is_self())
-		return 0;
-	struct pending *pe = pending_slot();
-	if (!pe)
-		return 0;
-	pe->unread = 0;
-	if (bpf_probe_read_user_str(pe->path, sizeof(pe->path), (const char *)ctx->args[0]) < 0)
-		pe->path[0] = 0;
-	pe->flags = ctx->args[1];
-	pe->a0 = -100;
-	pe->a1 = 0;
-	pe->a2 = 0;
-	pe->path2[0] = 0;
-	set_pending(pe, K_MEMFD);
-	return 0;
-}
 SEC("tracepoint/syscalls/sys_exit_memfd_create")
 int sys_exit_memfd_create(struct trace_event_raw_sys_exit *ctx)
 {
-	return file_exit(ctx->ret, K_MEMFD, 0, 0);
-}
-
-SEC("tracepoint/syscalls/sys_enter_execveat")
-int sys_enter_execveat(struct trace_event_raw_sys_enter *ctx)
-{
-	return simple_enter(K_EXECVEAT, 0, 0);
-}
-SEC("tracepoint/syscalls/sys_exit_execveat")
-int sys_exit_execveat(struct trace_event_raw_sys_exit *ctx)
-{
-	drop_pending();
-	return 0;
+	struct pt_regs *regs = syscall_regs();
+	if (!regs)
+		return 0;
+	return simple_exit(ctx->ret, K_MEMFD, regs->si, 0, 0, 0, (const char *)regs->di);
 }
 
 // ---- sockets ----
