@@ -199,9 +199,15 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     tick.tick().await;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    // Made once, not per event: a storm passes through this loop tens of thousands of times a
+    // second.
+    let until = tokio::time::sleep_until(
+        deadline
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600)),
+    );
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(until, interrupted);
     loop {
-        let sleep_until = deadline
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600));
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
@@ -232,8 +238,8 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
                     out.flush().ok();
                 }
             }
-            _ = tokio::time::sleep_until(sleep_until) => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut until => break,
+            _ = &mut interrupted => break,
         }
     }
     out.flush().ok();
