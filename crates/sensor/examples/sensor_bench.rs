@@ -1,17 +1,18 @@
 //! Sensor benchmark (root):
 //!
 //! `cargo run --release -p vigil-sensor --example sensor_bench -- [--no-syscall-events]
-//! [--drain-ms MS] [--reader-nice N] [--storm-threads N] [--refused N] [--stream]
+//! [--drain-ms MS] [--reader-nice N] [--ring-kb KB] [--storm-threads N] [--refused N] [--stream]
 //! [--all-events] [--event-types LIST] [EXECS [CONNECTS [OPENS [ROUNDS]]]]`
 //!
 //! Prints events/s captured, drops, slowdown, sensor and BPF CPU and p99 latency for an exec, a
 //! connect, an open and a refused-connect storm (`--refused`: that many connects by one thread
 //! to a port nobody listens on, default 60000; what tracing adds to each connect syscall, to a
 //! few nanoseconds), without and with the sensor (medians of ROUNDS alternating
-//! rounds, default 15, with a 95% confidence interval of the median slowdown). A count of 0
+//! rounds, default 25, with a 95% confidence interval of the median slowdown). A count of 0
 //! skips that storm. `--no-syscall-events` measures the sensor with process and Docker events
 //! only; `--drain-ms` sets how often the reader drains the ring buffer at the latest (default
-//! 4); `--reader-nice` the reader thread's nice value (default -5); `--storm-threads` the
+//! 4); `--reader-nice` the reader thread's nice value (default -5); `--ring-kb` the ring
+//! buffer's size (default 16384); `--storm-threads` the
 //! threads each storm runs on (default one per CPU; the connect storm runs that many
 //! client/server pairs); `--stream` reads events through an `EventStream` as `vigil sensor`
 //! does, instead of a consumer on the sensor's thread as `vigil up` does. Like `vigil up`, the
@@ -94,6 +95,9 @@ fn config(args: &mut Vec<String>) -> Result<sensor::bench::BenchConfig, String> 
     }
     if let Some(n) = take_number(args, "--reader-nice")? {
         cfg.reader_nice = n;
+    }
+    if let Some(kb) = take_number::<u32>(args, "--ring-kb")? {
+        cfg.ring_buffer_bytes = kb.saturating_mul(1024);
     }
     if let Some(n) = take_number(args, "--storm-threads")? {
         cfg.storm_threads = n;

@@ -63,7 +63,7 @@ pub struct Args {
     bench_refused: u32,
     /// Rounds per storm, each without and with the sensor (medians and a 95% interval of the
     /// median are printed).
-    #[arg(long, default_value_t = 15, requires = "bench")]
+    #[arg(long, default_value_t = 25, requires = "bench")]
     bench_rounds: u32,
     /// Internal: the benchmark's storm worker (`exec|connect|open|refused N THREADS`).
     #[arg(long, hide = true, num_args = 3, value_names = ["STORM", "N", "THREADS"])]
