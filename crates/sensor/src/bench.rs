@@ -992,6 +992,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_reader_cost_comes_from_events_it_built() {
+        let costs = reader_costs(50);
+        let kinds: Vec<&str> = costs.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, ["connect", "openat", "execve"]);
+        for c in &costs {
+            assert!(
+                c.ns_per_record.is_finite() && c.ns_per_record > 0.0,
+                "{}: no event built ({})",
+                c.kind,
+                c.ns_per_record
+            );
+        }
+    }
+
+    #[test]
     fn quartiles_and_median_of_round_figures() {
         assert_eq!(quartiles(Vec::new()), (0.0, 0.0));
         assert_eq!(quartiles(vec![5.0]), (5.0, 5.0));

@@ -59,9 +59,9 @@
 //! path is rejected after one 16-byte read of its path), but every hooked syscall also pays the
 //! kernel's syscall-tracepoint path around them, and while any syscall tracepoint is attached
 //! every syscall of every task takes the slower traced path (only its exit side: no program
-//! runs at a syscall's entry, so the entry tracepoint stays off). On syscall-heavy loads (the open storm) that fixed cost,
-//! not the programs, is most of the slowdown; the benchmark's per-program lines show the
-//! programs' share.
+//! runs at a syscall's entry, so the entry tracepoint stays off). On syscall-heavy loads (the
+//! open storm) that fixed cost, not the programs, is most of the slowdown; the benchmark's
+//! per-program lines show the programs' share.
 //!
 //! # Container attribution
 //!
@@ -369,8 +369,7 @@ pub struct SensorStats {
     /// Events dropped because the consumer's channel was full.
     pub channel_drops: u64,
     /// Events lost otherwise: a path a syscall succeeded with that could not be read back at
-    /// its exit (eBPF) or netlink
-    /// overruns (proc).
+    /// its exit (eBPF) or netlink overruns (proc).
     pub lost: u64,
     /// Records that could not be decoded.
     pub decode_errors: u64,
