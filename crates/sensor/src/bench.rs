@@ -755,7 +755,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
         event_types: cfg.event_types.clone(),
         storm_threads: storm_threads(cfg.storm_threads),
         storms,
-        reader: reader_costs(100_000),
+        reader: reader_costs(100_000, cfg.event_types.as_deref()),
     })
 }
 
@@ -772,16 +772,16 @@ pub struct ReaderCost {
 
 /// Measures [`ReaderCost`]s: `records` records per kind (and run) of this very process, which
 /// the process table knows, run through a reader of its own on this thread (no Docker, no
-/// kernel). This is the user-space part of what each event costs the host, which the storms
+/// kernel) that builds `event_types` (`None`: all), as the sensor under test does. This is the user-space part of what each event costs the host, which the storms
 /// show only mixed with the kernel side and the scheduler.
-pub fn reader_costs(records: u32) -> Vec<ReaderCost> {
+pub fn reader_costs(records: u32, event_types: Option<&[String]>) -> Vec<ReaderCost> {
     use crate::cgroup::CgroupMode;
     use crate::enrich::Enricher;
     use crate::proctable::ProcTable;
     use crate::raw::{self, Header, Raw, kind};
 
     let mode = CgroupMode::detect();
-    let mut enr = Enricher::new(ProcTable::new(4096, mode), mode, None, None);
+    let mut enr = Enricher::new(ProcTable::new(4096, mode), mode, None, None).wanting(event_types);
     enr.procs.seed();
     let pid = std::process::id();
     let me = enr.procs.get(pid).cloned().unwrap_or_default();
@@ -993,7 +993,8 @@ mod tests {
 
     #[test]
     fn the_reader_cost_comes_from_events_it_built() {
-        let costs = reader_costs(50);
+        let types = ["connect", "openat", "execve"].map(String::from);
+        let costs = reader_costs(50, Some(&types));
         let kinds: Vec<&str> = costs.iter().map(|c| c.kind).collect();
         assert_eq!(kinds, ["connect", "openat", "execve"]);
         for c in &costs {

@@ -6,7 +6,7 @@ use crate::docker::{Cached, DockerWatch};
 use crate::proctable::{ProcEntry, ProcTable};
 use crate::raw::{Header, Raw, kind, kind_name};
 use model::{ContainerInfo, Event, EventSource, FdInfo, ProcessInfo, UserInfo};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -81,7 +81,7 @@ pub(crate) struct Enricher {
     last_pending: bool,
     /// The syscall event types to build (`None`: all); records of other types only keep the
     /// process table.
-    wanted: Option<Arc<HashSet<String>>>,
+    wanted: Option<Arc<FxHashSet<String>>>,
     /// The process descriptions last handed out, one per thread (see [`SharedProcess`]).
     shared: Vec<SharedProcess>,
 }
