@@ -296,9 +296,11 @@ fn pdftotext(pdf: &[u8], name: &str) -> Option<String> {
         testkit::skip("pdftotext (poppler-utils) is not installed");
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("vigil-report-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let dir = tempfile::Builder::new()
+        .prefix("vigil-report-test-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join(name);
     std::fs::write(&path, pdf).unwrap();
     let out = Command::new("pdftotext")
         .arg(&path)
@@ -310,7 +312,6 @@ fn pdftotext(pdf: &[u8], name: &str) -> Option<String> {
         "pdftotext failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::fs::remove_file(&path);
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
