@@ -206,7 +206,7 @@ async fn container_exec_open_connect_attributed() {
     let name = format!("vigil-sensor-test-{}", std::process::id());
     let _ = docker(&["rm", "-f", &name]);
     let script = format!(
-        "cat /etc/shadow >/dev/null; echo hi | nc 127.0.0.1 {port}; cp /bin/busybox /tmp/true; /tmp/true; sleep 1"
+        "cat /etc/shadow >/dev/null; (cd /etc && cat shadow >/dev/null); echo hi | nc 127.0.0.1 {port}; cp /bin/busybox /tmp/true; /tmp/true; sleep 1"
     );
     let id = docker(&[
         "run",
@@ -307,6 +307,19 @@ async fn container_exec_open_connect_attributed() {
         open.res
     );
     assert_eq!(open.process.as_ref().unwrap().exe, "cat");
+    // The same file opened by a relative path, in the container's /etc: the kernel filter
+    // sees the path the container names it by.
+    let relative = evs
+        .iter()
+        .filter(in_ctr)
+        .find(|e| {
+            e.kind.starts_with("open") && e.process.as_ref().is_some_and(|p| p.args == ["shadow"])
+        })
+        .expect("open of shadow relative to /etc in the container");
+    assert_eq!(
+        relative.fd.as_ref().map(|f| f.path.as_str()),
+        Some("/etc/shadow")
+    );
 
     let conn = evs
         .iter()
@@ -800,6 +813,96 @@ async fn kernel_file_filter_keeps_watched_paths_only() {
             .map(|e| &e.args)
             .collect::<Vec<_>>()
     );
+}
+
+/// Opens by relative paths (argv[1]: a file name to create below /etc; argv[2]: a symlink to
+/// make in /tmp): relative to the working directory, through `..`, relative to a directory
+/// descriptor, and through a symlink (named by where it leads).
+const RELATIVE_OPEN_C: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 3) return 1;
+    if (chdir("/etc") != 0) return 2;
+    int fd = open("shadow", O_RDONLY); if (fd < 0) return 3; close(fd);
+    fd = open("hostname", O_RDONLY); if (fd >= 0) close(fd);
+    if (chdir("/tmp") != 0) return 4;
+    fd = openat(AT_FDCWD, "../etc/gshadow", O_RDONLY); if (fd < 0) return 5; close(fd);
+    fd = open("../etc/hostname", O_RDONLY); if (fd >= 0) close(fd);
+    int etc = open("/etc", O_RDONLY | O_DIRECTORY); if (etc < 0) return 6;
+    fd = openat(etc, argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0600); if (fd < 0) return 7; close(fd);
+    if (unlinkat(etc, argv[1], 0) != 0) return 8;
+    if (symlink("/etc/shadow", argv[2]) != 0) return 9;
+    fd = open(argv[2], O_RDONLY); if (fd < 0) return 10; close(fd);
+    unlink(argv[2]);
+    return 0;
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_opens_pass_the_kernel_filter_by_the_path_they_reach() {
+    if !can_run_ebpf() {
+        return;
+    }
+    let bin = match testkit::compile_static_c("vigil-relative-open", RELATIVE_OPEN_C) {
+        Ok(b) => b,
+        Err(e) => {
+            testkit::skip(&format!(
+                "cannot compile the relative open test program: {e}"
+            ));
+            return;
+        }
+    };
+    if !std::path::Path::new("/etc/gshadow").exists() {
+        testkit::skip("/etc/gshadow does not exist on this host");
+        return;
+    }
+    let (_h, mut rx) = start(BackendChoice::Ebpf).await;
+    let name = format!("vigil-relative-{}", std::process::id());
+    let link = format!("{name}.link");
+    let child = Command::new(&bin)
+        .arg(&name)
+        .arg(&link)
+        .spawn()
+        .expect("runs");
+    let pid = child.id();
+    let st = child.wait_with_output().expect("waits").status;
+    assert!(st.success(), "test program: {st:?}");
+    let evs: Vec<Event> = collect(&mut rx, 3)
+        .await
+        .into_iter()
+        .filter(|e| e.process.as_ref().is_some_and(|p| p.pid == pid))
+        .collect();
+    let opened: Vec<&str> = evs
+        .iter()
+        .filter(|e| e.kind.starts_with("open"))
+        .filter_map(|e| e.fd.as_ref().map(|f| f.path.as_str()))
+        .collect();
+    let created_path = format!("/etc/{name}");
+    assert_eq!(
+        opened,
+        [
+            "/etc/shadow",
+            "/etc/gshadow",
+            created_path.as_str(),
+            "/etc/shadow"
+        ],
+        "relative opens of watched files, in order (the last through a symlink in /tmp); \
+         reads of unwatched ones dropped"
+    );
+    let created = evs
+        .iter()
+        .find(|e| e.fd.as_ref().is_some_and(|f| f.path == created_path))
+        .expect("the create below /etc");
+    assert!(
+        created
+            .args
+            .get("flags")
+            .is_some_and(|f| f.contains("O_CREAT")),
+        "{created:?}"
+    );
+    assert!(created.res.is_some_and(|r| r >= 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,6 +154,40 @@ struct {
 	__type(value, u64);
 } known_cgroups SEC(".maps");
 
+// Directories that relative opens were made in, with their path as the opening task sees it,
+// so that `cd /etc; cat shadow` passes the path filter as `/etc/shadow` does. Keyed by the
+// directory's dentry, its mount and the task's root (a directory bind-mounted twice, or seen
+// from another root, has another path); an entry is walked again after DIR_TTL_NS, so a
+// renamed directory is seen by its new name within that time.
+struct dir_key {
+	u64 dentry;
+	u64 mnt;
+	u64 root;
+};
+
+struct dir_val {
+	char p[2 * PATH_MAX_LEN]; /* the path, right-aligned to end at p[PATH_MAX_LEN] */
+	u64 ts;                   /* when it was walked (bpf_ktime_get_ns) */
+	u32 len;                  /* length of the path; 0 for the root directory */
+	u32 could_match;          /* some prefix can match a file in this directory */
+};
+
+#define DIR_TTL_NS 1000000000ULL
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct dir_key);
+	__type(value, struct dir_val);
+} dirs SEC(".maps");
+
+// Where a directory's path is built before it goes into `dirs` (larger than the BPF stack).
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct dir_val);
+} dir_scratch SEC(".maps");
+
 // 0: ring buffer reservation failed (event lost), 1: a path the syscall succeeded with could not
 // be read back at its exit (event lost)
 struct {
@@ -422,6 +456,26 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+// The file behind descriptor `fd` of the current task, readable by direct loads (0 if none).
+static __always_inline struct file *fd_file(int fd)
+{
+	/* direct (BTF) loads throughout; the variable index into the fd array goes through a
+	 * cast of the slot's address */
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct files_struct *files = t->files;
+	struct fdtable *fdt = files ? files->fdt : 0;
+	if (!fdt)
+		return 0;
+	u32 max = fdt->max_fds;
+	if (fd < 0 || (u32)fd >= max)
+		return 0;
+	struct file *f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
+	if (!f)
+		return 0;
+	return KCAST(f, struct file);
+}
+
 // ---- syscalls, traced at their exit ----
 
 // Every syscall program runs at the syscall's exit only: its arguments are still in the user
@@ -509,6 +563,155 @@ static __always_inline void unreadable(long ret)
 		count(1);
 }
 
+// Writes the path of directory `d` on `vm`, up to the task's root (`rootd` on `rootm`),
+// right-aligned to end at buf[PATH_MAX_LEN]. Returns its length (0 for the root itself), or -1
+// when it is no plain path: too long or deep, a pseudo file's, or outside the task's root.
+static __always_inline int walk_dir(char *buf, struct dentry *d, struct vfsmount *vm,
+				    struct dentry *rootd, struct vfsmount *rootm)
+{
+	struct mount *m = real_mount(vm);
+	u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
+	u64 pos = PATH_MAX_LEN;
+
+	for (int i = 0; i < WALK_DEPTH; i++) {
+		if (d == rootd && (u64)m + mnt_off == (u64)rootm)
+			return PATH_MAX_LEN - pos;
+		struct dentry *parent = KREAD(d, d_parent);
+		struct dentry *mroot = KREAD(m, mnt.mnt_root);
+		if (d == mroot || d == parent) {
+			struct mount *mp = KREAD(m, mnt_parent);
+			if (mp == m || d != mroot)
+				return -1;
+			d = KREAD(m, mnt_mountpoint);
+			m = mp;
+			continue;
+		}
+		/* 64-bit throughout, so that the bounds the verifier learns from the checks hold
+		 * for the registers the reads use */
+		u64 n = KREAD(d, d_name.len);
+		const unsigned char *name = KREAD(d, d_name.name);
+		if (n == 0 || n + 1 > pos)
+			return -1;
+		pos -= n + 1;
+		if (pos >= PATH_MAX_LEN || n >= PATH_MAX_LEN)
+			return -1;
+		if (bpf_probe_read_kernel(buf + pos + 1, n, name))
+			return -1;
+		buf[pos] = '/';
+		d = parent;
+	}
+	return -1;
+}
+
+// Can some prefix match a file in the directory whose path (`len` bytes, right-aligned as
+// walk_dir leaves it) is in `buf`? A file's path there is the directory's, '/', and its name:
+// its first 16 bytes are known as far as the '/' goes, and compared as maybe_wanted compares
+// an absolute path (a necessary condition; the full path is checked with `wanted`).
+static __always_inline u32 dir_could_match(const char *buf, u32 len)
+{
+	u64 w[2] = {0, 0};
+	u32 start = (PATH_MAX_LEN - len) & (PATH_MAX_LEN - 1);
+	if (len == 0)
+		start = PATH_MAX_LEN;
+	bpf_probe_read_kernel(w, sizeof(w), buf + (start & (2 * PATH_MAX_LEN - 1)));
+	u64 k0 = ~0ULL, k1 = ~0ULL; /* the bytes that are the directory's path and its '/' */
+	if (len < 16) {
+		u32 sh = (len & 7) * 8;
+		u64 slash = (u64)'/' << sh;
+		u64 below = sh ? (~0ULL >> (64 - sh)) : 0;
+		u64 upto = below | (0xffULL << sh);
+		if (len < 8) {
+			w[0] = (w[0] & below) | slash;
+			k0 = upto;
+			k1 = 0;
+		} else {
+			w[1] = (w[1] & below) | slash;
+			k1 = upto;
+		}
+	}
+	for (int i = 0; i < NPREFIX; i++) {
+		if (i >= n_prefixes)
+			break;
+		if (((w[0] ^ prefixes[i].w0) & prefixes[i].m0 & k0) == 0 &&
+		    ((w[1] ^ prefixes[i].w1) & prefixes[i].m1 & k1) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+// A relative open that succeeded: the file it opened (descriptor `ret`) names its directory
+// and itself, so its path is the directory's path (from `dirs`, walked on a miss), '/', and
+// its name. The filter then sees the path an absolute open of the same file would give;
+// a directory no prefix can reach costs one lookup per open.
+static __always_inline int open_rel_exit(long ret, u32 kind, int dfd, u32 flags, u32 mode)
+{
+	struct file *f = fd_file(ret);
+	if (!f)
+		return 0;
+	struct dentry *d = KREAD(f, f_path.dentry);
+	struct vfsmount *vm = KREAD(f, f_path.mnt);
+	if (!d || !vm)
+		return 0;
+	d = KCAST(d, struct dentry);
+	struct mount *m = real_mount(vm);
+	/* a file that is itself a mount's root (a bind-mounted file such as a container's
+	 * /etc/resolv.conf) is named by its mountpoint */
+	for (int i = 0; i < 4; i++) {
+		if (d != KREAD(m, mnt.mnt_root))
+			break;
+		struct mount *mp = KREAD(m, mnt_parent);
+		if (mp == m)
+			break;
+		d = KREAD(m, mnt_mountpoint);
+		m = mp;
+	}
+	struct dentry *dir = KREAD(d, d_parent);
+	if (!dir || dir == d)
+		return 0;
+	struct vfsmount *dm = (struct vfsmount *)((u64)m + bpf_core_field_offset(struct mount, mnt));
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fs_struct *fs = t->fs;
+	struct dentry *rootd = fs->root.dentry;
+	struct vfsmount *rootm = fs->root.mnt;
+	struct dir_key k = {(u64)dir, (u64)dm, (u64)rootd};
+	u64 now = bpf_ktime_get_ns();
+	struct dir_val *v = bpf_map_lookup_elem(&dirs, &k);
+	if (!v || now - v->ts > DIR_TTL_NS) {
+		u32 zero = 0;
+		struct dir_val *s = bpf_map_lookup_elem(&dir_scratch, &zero);
+		if (!s)
+			return 0;
+		int len = walk_dir(s->p, dir, dm, rootd, rootm);
+		if (len < 0)
+			return 0;
+		s->len = len;
+		s->ts = now;
+		s->could_match = dir_could_match(s->p, len);
+		bpf_map_update_elem(&dirs, &k, s, BPF_ANY);
+		v = s;
+	}
+	if (!v->could_match)
+		return 0;
+	struct file_rec *r = reserve(sizeof(*r));
+	if (!r)
+		return 0;
+	u32 len = v->len & (PATH_MAX_LEN - 1);
+	if (len)
+		bpf_probe_read_kernel(r->path, len, &v->p[(PATH_MAX_LEN - len) & (PATH_MAX_LEN - 1)]);
+	r->path[len] = '/';
+	const unsigned char *name = KREAD(d, d_name.name);
+	u32 room = (PATH_MAX_LEN - 1 - len) & (PATH_MAX_LEN - 1);
+	if (room == 0 || bpf_probe_read_kernel_str(r->path + len + 1, room, name) <= 0 ||
+	    !wanted(r->path, flags, false)) {
+		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+		return 0;
+	}
+	file_fields(r, kind, ret, flags, mode, dfd, 0, mode);
+	r->path2[0] = 0;
+	submit(r);
+	return 0;
+}
+
 static __always_inline int open_exit(long ret, u32 kind, int dfd, const char *upath, u32 flags, u32 mode)
 {
 	bool write = flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC);
@@ -518,6 +721,11 @@ static __always_inline int open_exit(long ret, u32 kind, int dfd, const char *up
 		if (upath)
 			unreadable(ret);
 		return 0;
+	}
+	if ((u8)head[0] != '/') {
+		if (ret < 0 || is_self())
+			return 0;
+		return open_rel_exit(ret, kind, dfd, flags, mode);
 	}
 	if (!maybe_wanted(head[0], head[1], write) || is_self())
 		return 0;
@@ -726,21 +934,9 @@ int sys_exit_memfd_create(struct trace_event_raw_sys_exit *ctx)
 
 static __always_inline struct sock *fd_sock(int fd)
 {
-	/* direct (BTF) loads throughout; the variable index into the fd array goes through a
-	 * cast of the slot's address */
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct files_struct *files = t->files;
-	struct fdtable *fdt = files ? files->fdt : 0;
-	if (!fdt)
+	struct file *fc = fd_file(fd);
+	if (!fc)
 		return 0;
-	u32 max = fdt->max_fds;
-	if (fd < 0 || (u32)fd >= max)
-		return 0;
-	struct file *f = 0;
-	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
-	if (!f)
-		return 0;
-	struct file *fc = KCAST(f, struct file);
 	struct socket *so = KREAD(fc, private_data);
 	if (!so)
 		return 0;
