@@ -37,6 +37,8 @@ pub struct BenchConfig {
     pub rounds: u32,
     /// Reads of a non-watched file by the open storm (filtered in the kernel; 0 skips it).
     pub opens: u32,
+    /// The same reads by a path relative to the working directory (`relopen`; 0 skips it).
+    pub relative_opens: u32,
     /// Connects to a port nobody listens on, by one thread (0 skips it): refused at once, so
     /// each costs the same few microseconds and what the sensor adds to a connect syscall
     /// shows to a few nanoseconds, with the other CPUs left to the sensor.
@@ -71,6 +73,7 @@ impl Default for BenchConfig {
             execs: 5_000,
             connects: 20_000,
             opens: 500_000,
+            relative_opens: 0,
             refused: 60_000,
             rounds: 25,
             backend: BackendChoice::Ebpf,
@@ -99,7 +102,7 @@ pub struct ProgramFigure {
 /// Figures for one storm.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StormResult {
-    /// `exec`, `connect` or `open`.
+    /// `exec`, `connect`, `open`, `relopen` or `refused`.
     pub storm: String,
     /// Operations per storm.
     pub ops: u32,
@@ -623,6 +626,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
         ("exec", cfg.execs),
         ("connect", cfg.connects),
         ("open", cfg.opens),
+        ("relopen", cfg.relative_opens),
         ("refused", cfg.refused),
     ] {
         if ops == 0 {
@@ -881,7 +885,7 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
     let n: u32 = args
         .get(1)
         .and_then(|s| s.parse().ok())
-        .ok_or("usage: exec|connect|open|refused N [THREADS]")?;
+        .ok_or("usage: exec|connect|open|relopen|refused N [THREADS]")?;
     let threads: u32 = match args.get(2) {
         Some(t) => t
             .parse()
@@ -953,13 +957,21 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
             }
             Ok(t0.elapsed().as_nanos() as u64)
         }
-        "open" => {
+        "open" | "relopen" => {
+            // `relopen`: the same file by a path relative to the working directory, which
+            // the kernel filter resolves through its cache of directories.
+            let path = if storm == "relopen" {
+                std::env::set_current_dir("/etc").map_err(|e| format!("chdir /etc: {e}"))?;
+                "hostname"
+            } else {
+                "/etc/hostname"
+            };
             let t0 = Instant::now();
             let hs: Vec<_> = (0..threads)
                 .map(|_| {
                     std::thread::spawn(move || {
                         for _ in 0..n / threads {
-                            let _ = std::fs::File::open("/etc/hostname");
+                            let _ = std::fs::File::open(path);
                         }
                     })
                 })
@@ -982,7 +994,7 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
             Ok(t0.elapsed().as_nanos() as u64)
         }
         other => Err(format!(
-            "unknown storm `{other}` (exec, connect, open or refused)"
+            "unknown storm `{other}` (exec, connect, open, relopen or refused)"
         )),
     }
 }

@@ -229,6 +229,16 @@ static __always_inline void submit(void *r)
 	bpf_ringbuf_submit(r, avail >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
+// Gives back a reserved record that turned out not to be wanted. A discarded record keeps its
+// room until the reader passes it, and the reader, seeing no records, may sleep: once a quarter
+// of the ring waits (mostly discards, then), it is woken to pass them, so that discards never
+// fill the ring and crowd out records that are wanted.
+static __always_inline void discard(void *r)
+{
+	u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_discard(r, avail >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
 static __always_inline bool is_self(void)
 {
 	return self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid;
@@ -692,18 +702,41 @@ static __always_inline int open_rel_exit(long ret, u32 kind, int dfd, u32 flags,
 	}
 	if (!v->could_match)
 		return 0;
+	/* The first 16 bytes of the file's path (the directory's, '/', the name's first bytes)
+	 * must pass maybe_wanted, as an absolute path's must, before a record is reserved. */
+	u32 len = v->len & (PATH_MAX_LEN - 1);
+	const unsigned char *name = KREAD(d, d_name.name);
+	u64 head[2] = {0, 0};
+	if (len >= 15) {
+		bpf_probe_read_kernel(head, sizeof(head), &v->p[(PATH_MAX_LEN - len) & (PATH_MAX_LEN - 1)]);
+	} else {
+		/* composed in the scratch value's upper half (walk_dir writes only the lower),
+		 * as the stack takes no writes at a variable offset */
+		u32 zero = 0;
+		struct dir_val *sc = bpf_map_lookup_elem(&dir_scratch, &zero);
+		if (!sc)
+			return 0;
+		char *h = &sc->p[PATH_MAX_LEN];
+		__builtin_memset(h, 0, 16);
+		if (len)
+			bpf_probe_read_kernel(h, len, &v->p[(PATH_MAX_LEN - len) & (PATH_MAX_LEN - 1)]);
+		h[len] = '/';
+		bpf_probe_read_kernel_str(h + len + 1, 15 - len, name);
+		head[0] = *(u64 *)h;
+		head[1] = *(u64 *)(h + 8);
+	}
+	if (!maybe_wanted(head[0], head[1], flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
+		return 0;
 	struct file_rec *r = reserve(sizeof(*r));
 	if (!r)
 		return 0;
-	u32 len = v->len & (PATH_MAX_LEN - 1);
 	if (len)
 		bpf_probe_read_kernel(r->path, len, &v->p[(PATH_MAX_LEN - len) & (PATH_MAX_LEN - 1)]);
 	r->path[len] = '/';
-	const unsigned char *name = KREAD(d, d_name.name);
 	u32 room = (PATH_MAX_LEN - 1 - len) & (PATH_MAX_LEN - 1);
 	if (room == 0 || bpf_probe_read_kernel_str(r->path + len + 1, room, name) <= 0 ||
 	    !wanted(r->path, flags, false)) {
-		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+		discard(r);
 		return 0;
 	}
 	file_fields(r, kind, ret, flags, mode, dfd, 0, mode);
@@ -734,7 +767,7 @@ static __always_inline int open_exit(long ret, u32 kind, int dfd, const char *up
 		return 0;
 	long n = bpf_probe_read_user_str(r->path, sizeof(r->path), upath);
 	if (n <= 0 || !wanted(r->path, flags, false)) {
-		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+		discard(r);
 		return 0;
 	}
 	file_fields(r, kind, ret, flags, mode, dfd, 0, mode);
@@ -793,7 +826,7 @@ static __always_inline int unlink_exit(long ret, u32 kind, int dfd, const char *
 	if (n <= 0 || (!wanted(r->path, 0, true) && !history_name(r->path, n))) {
 		if (n <= 0)
 			unreadable(ret);
-		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+		discard(r);
 		return 0;
 	}
 	file_fields(r, kind, ret, flags, 0, dfd, 0, 0);
@@ -835,7 +868,7 @@ static __always_inline int rename_exit(long ret, u32 kind, int olddfd, const cha
 	    (!wanted(r->path, 0, true) && !wanted(r->path2, 0, true) && !history_name(r->path, n))) {
 		if (n <= 0 || m <= 0)
 			unreadable(ret);
-		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+		discard(r);
 		return 0;
 	}
 	file_fields(r, kind, ret, flags, 0, olddfd, newdfd, 0);
