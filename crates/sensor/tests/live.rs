@@ -821,6 +821,7 @@ async fn kernel_file_filter_keeps_watched_paths_only() {
 const RELATIVE_OPEN_C: &str = r#"
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
     if (argc < 3) return 1;
@@ -833,6 +834,16 @@ int main(int argc, char **argv) {
     int etc = open("/etc", O_RDONLY | O_DIRECTORY); if (etc < 0) return 6;
     fd = openat(etc, argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0600); if (fd < 0) return 7; close(fd);
     if (unlinkat(etc, argv[1], 0) != 0) return 8;
+    /* a directory whose path is longer than the 16 bytes checked first */
+    char dir[256];
+    snprintf(dir, sizeof dir, "/etc/%s.d", argv[1]);
+    if (mkdir(dir, 0700) != 0) return 11;
+    if (chdir(dir) != 0) return 12;
+    fd = open("f", O_WRONLY | O_CREAT | O_TRUNC, 0600); if (fd < 0) return 13; close(fd);
+    fd = open("f", O_RDONLY); if (fd >= 0) close(fd);
+    unlink("f");
+    if (chdir("/tmp") != 0) return 14;
+    rmdir(dir);
     if (symlink("/etc/shadow", argv[2]) != 0) return 9;
     fd = open(argv[2], O_RDONLY); if (fd < 0) return 10; close(fd);
     unlink(argv[2]);
@@ -880,12 +891,14 @@ async fn relative_opens_pass_the_kernel_filter_by_the_path_they_reach() {
         .filter_map(|e| e.fd.as_ref().map(|f| f.path.as_str()))
         .collect();
     let created_path = format!("/etc/{name}");
+    let in_long_dir = format!("/etc/{name}.d/f");
     assert_eq!(
         opened,
         [
             "/etc/shadow",
             "/etc/gshadow",
             created_path.as_str(),
+            in_long_dir.as_str(),
             "/etc/shadow"
         ],
         "relative opens of watched files, in order (the last through a symlink in /tmp); \

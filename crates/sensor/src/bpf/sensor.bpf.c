@@ -155,38 +155,31 @@ struct {
 } known_cgroups SEC(".maps");
 
 // Directories that relative opens were made in, with their path as the opening task sees it,
-// so that `cd /etc; cat shadow` passes the path filter as `/etc/shadow` does. Keyed by the
-// directory's dentry, its mount and the task's root (a directory bind-mounted twice, or seen
-// from another root, has another path); an entry is walked again after DIR_TTL_NS, so a
-// renamed directory is seen by its new name within that time.
-struct dir_key {
+// so that `cd /etc; cat shadow` passes the path filter as `/etc/shadow` does. A direct-mapped
+// cache (a slot per directory name hash: one array load, no locks): an entry holds
+// the dentry, its mount and the task's root it was walked for (a directory bind-mounted twice,
+// or seen from another root, has another path), and is walked again after DIR_TTL_JIFFIES
+// (about a second), so a renamed directory is seen by its new name within that time. Two directories that share a
+// slot take turns.
+struct dir_val {
 	u64 dentry;
 	u64 mnt;
 	u64 root;
-};
-
-struct dir_val {
+	u64 ts;                   /* when it was walked (bpf_jiffies64) */
+	u64 w[2];                 /* the first 16 bytes of a file's path here: the directory's */
+	u32 len;                  /* path and '/', zero after them; length of the path (0 for */
+	u32 could_match;          /* the root); whether some prefix can match a file here */
 	char p[2 * PATH_MAX_LEN]; /* the path, right-aligned to end at p[PATH_MAX_LEN] */
-	u64 ts;                   /* when it was walked (bpf_ktime_get_ns) */
-	u32 len;                  /* length of the path; 0 for the root directory */
-	u32 could_match;          /* some prefix can match a file in this directory */
 };
 
-#define DIR_TTL_NS 1000000000ULL
+#define DIR_TTL_JIFFIES 256 /* 1 s at HZ=250 */
+#define DIR_SLOTS 4096
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct dir_key);
-	__type(value, struct dir_val);
-} dirs SEC(".maps");
-
-// Where a directory's path is built before it goes into `dirs` (larger than the BPF stack).
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DIR_SLOTS);
 	__type(key, u32);
 	__type(value, struct dir_val);
-} dir_scratch SEC(".maps");
+} dirs SEC(".maps");
 
 // 0: ring buffer reservation failed (event lost), 1: a path the syscall succeeded with could not
 // be read back at its exit (event lost)
@@ -613,17 +606,18 @@ static __always_inline int walk_dir(char *buf, struct dentry *d, struct vfsmount
 	return -1;
 }
 
-// Can some prefix match a file in the directory whose path (`len` bytes, right-aligned as
-// walk_dir leaves it) is in `buf`? A file's path there is the directory's, '/', and its name:
-// its first 16 bytes are known as far as the '/' goes, and compared as maybe_wanted compares
-// an absolute path (a necessary condition; the full path is checked with `wanted`).
-static __always_inline u32 dir_could_match(const char *buf, u32 len)
+// The first 16 bytes of the path of a file in the directory whose path (`len` bytes,
+// right-aligned as walk_dir leaves it) is in `v->p`: the directory's path and '/', as far as
+// they go (zero after), go to `v->w`. Whether some prefix can match a file there goes to
+// `v->could_match`: the words are compared as maybe_wanted compares an absolute path's, over
+// the bytes they know (a necessary condition; the full path is checked with `wanted`).
+static __always_inline void dir_head(struct dir_val *v, u32 len)
 {
 	u64 w[2] = {0, 0};
 	u32 start = (PATH_MAX_LEN - len) & (PATH_MAX_LEN - 1);
 	if (len == 0)
 		start = PATH_MAX_LEN;
-	bpf_probe_read_kernel(w, sizeof(w), buf + (start & (2 * PATH_MAX_LEN - 1)));
+	bpf_probe_read_kernel(w, sizeof(w), &v->p[start & (2 * PATH_MAX_LEN - 1)]);
 	u64 k0 = ~0ULL, k1 = ~0ULL; /* the bytes that are the directory's path and its '/' */
 	if (len < 16) {
 		u32 sh = (len & 7) * 8;
@@ -632,6 +626,7 @@ static __always_inline u32 dir_could_match(const char *buf, u32 len)
 		u64 upto = below | (0xffULL << sh);
 		if (len < 8) {
 			w[0] = (w[0] & below) | slash;
+			w[1] = 0;
 			k0 = upto;
 			k1 = 0;
 		} else {
@@ -639,14 +634,18 @@ static __always_inline u32 dir_could_match(const char *buf, u32 len)
 			k1 = upto;
 		}
 	}
+	v->w[0] = w[0];
+	v->w[1] = w[1];
+	v->could_match = 0;
 	for (int i = 0; i < NPREFIX; i++) {
 		if (i >= n_prefixes)
 			break;
 		if (((w[0] ^ prefixes[i].w0) & prefixes[i].m0 & k0) == 0 &&
-		    ((w[1] ^ prefixes[i].w1) & prefixes[i].m1 & k1) == 0)
-			return 1;
+		    ((w[1] ^ prefixes[i].w1) & prefixes[i].m1 & k1) == 0) {
+			v->could_match = 1;
+			break;
+		}
 	}
-	return 0;
 }
 
 // A relative open that succeeded: the file it opened (descriptor `ret`) names its directory
@@ -683,22 +682,25 @@ static __always_inline int open_rel_exit(long ret, u32 kind, int dfd, u32 flags,
 	struct fs_struct *fs = t->fs;
 	struct dentry *rootd = fs->root.dentry;
 	struct vfsmount *rootm = fs->root.mnt;
-	struct dir_key k = {(u64)dir, (u64)dm, (u64)rootd};
-	u64 now = bpf_ktime_get_ns();
-	struct dir_val *v = bpf_map_lookup_elem(&dirs, &k);
-	if (!v || now - v->ts > DIR_TTL_NS) {
-		u32 zero = 0;
-		struct dir_val *s = bpf_map_lookup_elem(&dir_scratch, &zero);
-		if (!s)
-			return 0;
-		int len = walk_dir(s->p, dir, dm, rootd, rootm);
+	/* the slot from the directory's name hash, which the kernel salts with its parent */
+	u32 slot = ((u32)KREAD(dir, d_name.hash) * 0x9E3779B1u) >> 20 & (DIR_SLOTS - 1);
+	struct dir_val *v = bpf_map_lookup_elem(&dirs, &slot);
+	if (!v)
+		return 0;
+	u64 now = bpf_jiffies64();
+	if (v->dentry != (u64)dir || v->mnt != (u64)dm || v->root != (u64)rootd ||
+	    now - v->ts > DIR_TTL_JIFFIES) {
+		/* the key is cleared while the path is rewritten, and set once it is whole */
+		v->dentry = 0;
+		int len = walk_dir(v->p, dir, dm, rootd, rootm);
 		if (len < 0)
 			return 0;
-		s->len = len;
-		s->ts = now;
-		s->could_match = dir_could_match(s->p, len);
-		bpf_map_update_elem(&dirs, &k, s, BPF_ANY);
-		v = s;
+		v->len = len;
+		dir_head(v, len);
+		v->ts = now;
+		v->mnt = (u64)dm;
+		v->root = (u64)rootd;
+		v->dentry = (u64)dir;
 	}
 	if (!v->could_match)
 		return 0;
@@ -706,24 +708,18 @@ static __always_inline int open_rel_exit(long ret, u32 kind, int dfd, u32 flags,
 	 * must pass maybe_wanted, as an absolute path's must, before a record is reserved. */
 	u32 len = v->len & (PATH_MAX_LEN - 1);
 	const unsigned char *name = KREAD(d, d_name.name);
-	u64 head[2] = {0, 0};
-	if (len >= 15) {
-		bpf_probe_read_kernel(head, sizeof(head), &v->p[(PATH_MAX_LEN - len) & (PATH_MAX_LEN - 1)]);
-	} else {
-		/* composed in the scratch value's upper half (walk_dir writes only the lower),
-		 * as the stack takes no writes at a variable offset */
-		u32 zero = 0;
-		struct dir_val *sc = bpf_map_lookup_elem(&dir_scratch, &zero);
-		if (!sc)
-			return 0;
-		char *h = &sc->p[PATH_MAX_LEN];
-		__builtin_memset(h, 0, 16);
-		if (len)
-			bpf_probe_read_kernel(h, len, &v->p[(PATH_MAX_LEN - len) & (PATH_MAX_LEN - 1)]);
-		h[len] = '/';
-		bpf_probe_read_kernel_str(h + len + 1, 15 - len, name);
-		head[0] = *(u64 *)h;
-		head[1] = *(u64 *)(h + 8);
+	u64 head[2] = {v->w[0], v->w[1]};
+	if (len < 15) {
+		/* the name's first bytes follow the directory's path and its '/' */
+		u64 nw[2] = {0, 0};
+		bpf_probe_read_kernel_str(nw, sizeof(nw), name);
+		u32 sh = (len + 1) * 8;
+		if (sh < 64) {
+			head[0] |= nw[0] << sh;
+			head[1] |= (nw[0] >> (64 - sh)) | (nw[1] << sh);
+		} else {
+			head[1] |= nw[0] << ((sh - 64) & 63);
+		}
 	}
 	if (!maybe_wanted(head[0], head[1], flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
 		return 0;
