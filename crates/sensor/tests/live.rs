@@ -815,9 +815,9 @@ async fn kernel_file_filter_keeps_watched_paths_only() {
     );
 }
 
-/// Opens by relative paths (argv[1]: a file name to create below /etc; argv[2]: a symlink to
-/// make in /tmp): relative to the working directory, through `..`, relative to a directory
-/// descriptor, and through a symlink (named by where it leads).
+/// Opens, renames and unlinks by relative paths (argv[1]: a file name to create below /etc;
+/// argv[2]: a symlink to make in /tmp): relative to the working directory, through `..`,
+/// relative to a directory descriptor, and through a symlink (named by where it leads).
 const RELATIVE_OPEN_C: &str = r#"
 #include <fcntl.h>
 #include <stdio.h>
@@ -841,7 +841,8 @@ int main(int argc, char **argv) {
     if (chdir(dir) != 0) return 12;
     fd = open("f", O_WRONLY | O_CREAT | O_TRUNC, 0600); if (fd < 0) return 13; close(fd);
     fd = open("f", O_RDONLY); if (fd >= 0) close(fd);
-    unlink("f");
+    if (rename("f", "g") != 0) return 15;
+    if (unlink("g") != 0) return 16;
     if (chdir("/tmp") != 0) return 14;
     rmdir(dir);
     if (symlink("/etc/shadow", argv[2]) != 0) return 9;
@@ -852,7 +853,7 @@ int main(int argc, char **argv) {
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relative_opens_pass_the_kernel_filter_by_the_path_they_reach() {
+async fn relative_paths_pass_the_kernel_filter_by_the_path_they_reach() {
     if !can_run_ebpf() {
         return;
     }

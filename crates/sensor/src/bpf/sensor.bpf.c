@@ -173,6 +173,15 @@ struct dir_val {
 };
 
 #define DIR_TTL_JIFFIES 256 /* 1 s at HZ=250 */
+
+// Where at_dir composes a path (the composed part may run past PATH_MAX_LEN, which the
+// verifier must see to be in bounds) before it is copied into the record.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, char[2 * PATH_MAX_LEN]);
+} path_scratch SEC(".maps");
 #define DIR_SLOTS 4096
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -648,53 +657,82 @@ static __always_inline void dir_head(struct dir_val *v, u32 len)
 	}
 }
 
-// A relative open that succeeded: the file it opened (descriptor `ret`) names its directory
-// and itself, so its path is the directory's path (from `dirs`, walked on a miss), '/', and
-// its name. The filter then sees the path an absolute open of the same file would give;
-// a directory no prefix can reach costs one lookup per open.
-static __always_inline int open_rel_exit(long ret, u32 kind, int dfd, u32 flags, u32 mode)
+#define DIR_OF_FILE 0 /* the directory of the file open as `fd` */
+#define DIR_AT_FD 1   /* the directory open as `fd` */
+#define DIR_CWD 2     /* the working directory */
+
+// What dir_slot leaves for a DIR_OF_FILE caller: the first 16 bytes of the file's path and
+// the address of its name.
+struct file_head {
+	u64 head[2];
+	u64 name;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct file_head);
+} file_heads SEC(".maps");
+
+// The `dirs` slot of a directory of the current task (`how`: DIR_OF_FILE, DIR_AT_FD or
+// DIR_CWD), walked now if the slot holds another directory or an entry older than
+// DIR_TTL_JIFFIES. Returns the slot when some prefix can match a path in that directory, -1
+// otherwise (or when it has no plain path). For DIR_OF_FILE it also leaves the file's
+// `file_head`. A global function: the verifier checks it once, on its own, rather than at
+// each place it is called from, where its loops would multiply the states to explore.
+__noinline int dir_slot(int how, int fd)
 {
-	struct file *f = fd_file(ret);
-	if (!f)
-		return 0;
-	struct dentry *d = KREAD(f, f_path.dentry);
-	struct vfsmount *vm = KREAD(f, f_path.mnt);
-	if (!d || !vm)
-		return 0;
-	d = KCAST(d, struct dentry);
-	struct mount *m = real_mount(vm);
-	/* a file that is itself a mount's root (a bind-mounted file such as a container's
-	 * /etc/resolv.conf) is named by its mountpoint */
-	for (int i = 0; i < 4; i++) {
-		if (d != KREAD(m, mnt.mnt_root))
-			break;
-		struct mount *mp = KREAD(m, mnt_parent);
-		if (mp == m)
-			break;
-		d = KREAD(m, mnt_mountpoint);
-		m = mp;
-	}
-	struct dentry *dir = KREAD(d, d_parent);
-	if (!dir || dir == d)
-		return 0;
-	struct vfsmount *dm = (struct vfsmount *)((u64)m + bpf_core_field_offset(struct mount, mnt));
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct fs_struct *fs = t->fs;
+	struct dentry *d;
+	struct vfsmount *vm;
+	if (how == DIR_CWD) {
+		d = fs->pwd.dentry;
+		vm = fs->pwd.mnt;
+	} else {
+		struct file *f = fd_file(fd);
+		if (!f)
+			return -1;
+		d = KREAD(f, f_path.dentry);
+		vm = KREAD(f, f_path.mnt);
+	}
+	if (!d || !vm)
+		return -1;
+	d = KCAST(d, struct dentry);
+	struct mount *m = real_mount(vm);
+	struct dentry *dir = d;
+	if (how == DIR_OF_FILE) {
+		/* a file that is itself a mount's root (a bind-mounted file such as a container's
+		 * /etc/resolv.conf) is named by its mountpoint */
+		for (int i = 0; i < 4; i++) {
+			if (d != KREAD(m, mnt.mnt_root))
+				break;
+			struct mount *mp = KREAD(m, mnt_parent);
+			if (mp == m)
+				break;
+			d = KREAD(m, mnt_mountpoint);
+			m = mp;
+		}
+		dir = KREAD(d, d_parent);
+		if (!dir || dir == d)
+			return -1;
+	}
+	struct vfsmount *dm = (struct vfsmount *)((u64)m + bpf_core_field_offset(struct mount, mnt));
 	struct dentry *rootd = fs->root.dentry;
-	struct vfsmount *rootm = fs->root.mnt;
 	/* the slot from the directory's name hash, which the kernel salts with its parent */
 	u32 slot = ((u32)KREAD(dir, d_name.hash) * 0x9E3779B1u) >> 20 & (DIR_SLOTS - 1);
 	struct dir_val *v = bpf_map_lookup_elem(&dirs, &slot);
 	if (!v)
-		return 0;
+		return -1;
 	u64 now = bpf_jiffies64();
 	if (v->dentry != (u64)dir || v->mnt != (u64)dm || v->root != (u64)rootd ||
 	    now - v->ts > DIR_TTL_JIFFIES) {
 		/* the key is cleared while the path is rewritten, and set once it is whole */
 		v->dentry = 0;
-		int len = walk_dir(v->p, dir, dm, rootd, rootm);
+		int len = walk_dir(v->p, dir, dm, rootd, fs->root.mnt);
 		if (len < 0)
-			return 0;
+			return -1;
 		v->len = len;
 		dir_head(v, len);
 		v->ts = now;
@@ -703,34 +741,89 @@ static __always_inline int open_rel_exit(long ret, u32 kind, int dfd, u32 flags,
 		v->dentry = (u64)dir;
 	}
 	if (!v->could_match)
-		return 0;
-	/* The first 16 bytes of the file's path (the directory's, '/', the name's first bytes)
-	 * must pass maybe_wanted, as an absolute path's must, before a record is reserved. */
-	u32 len = v->len & (PATH_MAX_LEN - 1);
-	const unsigned char *name = KREAD(d, d_name.name);
-	u64 head[2] = {v->w[0], v->w[1]};
-	if (len < 15) {
-		/* the name's first bytes follow the directory's path and its '/' */
-		u64 nw[2] = {0, 0};
-		bpf_probe_read_kernel_str(nw, sizeof(nw), name);
-		u32 sh = (len + 1) * 8;
-		if (sh < 64) {
-			head[0] |= nw[0] << sh;
-			head[1] |= (nw[0] >> (64 - sh)) | (nw[1] << sh);
-		} else {
-			head[1] |= nw[0] << ((sh - 64) & 63);
+		return -1;
+	if (how == DIR_OF_FILE) {
+		u32 zero = 0;
+		struct file_head *fh = bpf_map_lookup_elem(&file_heads, &zero);
+		if (!fh)
+			return -1;
+		const unsigned char *name = KREAD(d, d_name.name);
+		fh->name = (u64)name;
+		fh->head[0] = v->w[0];
+		fh->head[1] = v->w[1];
+		u32 len = v->len;
+		if (len < 15) {
+			/* the name's first bytes follow the directory's path and its '/' */
+			u64 nw[2] = {0, 0};
+			bpf_probe_read_kernel_str(nw, sizeof(nw), name);
+			u32 sh = (len + 1) * 8;
+			if (sh < 64) {
+				fh->head[0] |= nw[0] << sh;
+				fh->head[1] |= (nw[0] >> (64 - sh)) | (nw[1] << sh);
+			} else {
+				fh->head[1] |= nw[0] << ((sh - 64) & 63);
+			}
 		}
 	}
-	if (!maybe_wanted(head[0], head[1], flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
+	return slot;
+}
+
+// Rewrites `buf` (PATH_MAX_LEN bytes), which holds the relative path `upath` (read from the
+// caller), as the path of directory `dfd` (AT_FDCWD: the working directory), '/', and `upath`,
+// so that the filter sees the path the syscall acted on. Returns its length with the NUL; 0,
+// leaving `buf` as it was, when no prefix can match a path in that directory or it has no
+// plain path; -1 when `upath` could not be read again.
+static __always_inline long at_dir(char *buf, int dfd, const char *upath)
+{
+	u32 slot = dir_slot(dfd == -100 ? DIR_CWD : DIR_AT_FD, dfd);
+	if ((int)slot < 0)
+		return 0;
+	struct dir_val *v = bpf_map_lookup_elem(&dirs, &slot);
+	u32 zero = 0;
+	char *sc = bpf_map_lookup_elem(&path_scratch, &zero);
+	if (!v || !sc)
+		return 0;
+	u32 len = v->len & (PATH_MAX_LEN - 1);
+	u32 room = (PATH_MAX_LEN - 1 - len) & (PATH_MAX_LEN - 1);
+	if (room == 0)
+		return 0;
+	if (len)
+		bpf_probe_read_kernel(sc, len, &v->p[(PATH_MAX_LEN - len) & (PATH_MAX_LEN - 1)]);
+	sc[len] = '/';
+	long m = bpf_probe_read_user_str(sc + len + 1, room, upath);
+	if (m <= 0)
+		return -1;
+	bpf_probe_read_kernel(buf, PATH_MAX_LEN, sc);
+	return len + 1 + m;
+}
+
+// A relative open that succeeded: the file it opened (descriptor `ret`) names its directory
+// and itself, so its path is the directory's path (from `dirs`), '/', and its name. The filter
+// then sees the path an absolute open of the same file would give. The first 16 bytes must
+// pass maybe_wanted, as an absolute path's must, before a record is reserved.
+static __always_inline int open_rel_exit(long ret, u32 kind, int dfd, u32 flags, u32 mode)
+{
+	u32 slot = dir_slot(DIR_OF_FILE, ret);
+	if ((int)slot < 0)
+		return 0;
+	u32 zero = 0;
+	struct file_head *fh = bpf_map_lookup_elem(&file_heads, &zero);
+	if (!fh ||
+	    !maybe_wanted(fh->head[0], fh->head[1], flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)))
+		return 0;
+	struct dir_val *v = bpf_map_lookup_elem(&dirs, &slot);
+	if (!v)
 		return 0;
 	struct file_rec *r = reserve(sizeof(*r));
 	if (!r)
 		return 0;
+	u32 len = v->len & (PATH_MAX_LEN - 1);
 	if (len)
 		bpf_probe_read_kernel(r->path, len, &v->p[(PATH_MAX_LEN - len) & (PATH_MAX_LEN - 1)]);
 	r->path[len] = '/';
 	u32 room = (PATH_MAX_LEN - 1 - len) & (PATH_MAX_LEN - 1);
-	if (room == 0 || bpf_probe_read_kernel_str(r->path + len + 1, room, name) <= 0 ||
+	if (room == 0 ||
+	    bpf_probe_read_kernel_str(r->path + len + 1, room, (const void *)fh->name) <= 0 ||
 	    !wanted(r->path, flags, false)) {
 		discard(r);
 		return 0;
@@ -819,6 +912,11 @@ static __always_inline int unlink_exit(long ret, u32 kind, int dfd, const char *
 	if (!r)
 		return 0;
 	long n = bpf_probe_read_user_str(r->path, sizeof(r->path), upath);
+	if (n > 0 && r->path[0] != '/' && !history_name(r->path, n)) {
+		long at = at_dir(r->path, dfd, upath);
+		if (at)
+			n = at;
+	}
 	if (n <= 0 || (!wanted(r->path, 0, true) && !history_name(r->path, n))) {
 		if (n <= 0)
 			unreadable(ret);
@@ -860,6 +958,16 @@ static __always_inline int rename_exit(long ret, u32 kind, int olddfd, const cha
 		return 0;
 	long n = bpf_probe_read_user_str(r->path, sizeof(r->path), oldp);
 	long m = bpf_probe_read_user_str(r->path2, sizeof(r->path2), newp);
+	if (n > 0 && r->path[0] != '/' && !history_name(r->path, n)) {
+		long at = at_dir(r->path, olddfd, oldp);
+		if (at)
+			n = at;
+	}
+	if (m > 0 && r->path2[0] != '/') {
+		long at = at_dir(r->path2, newdfd, newp);
+		if (at)
+			m = at;
+	}
 	if (n <= 0 || m <= 0 ||
 	    (!wanted(r->path, 0, true) && !wanted(r->path2, 0, true) && !history_name(r->path, n))) {
 		if (n <= 0 || m <= 0)
