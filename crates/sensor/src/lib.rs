@@ -22,9 +22,11 @@
 //!   Opens, unlinks and renames are filtered in the kernel by [`WatchPrefix`]es
 //!   ([`default_watch_prefixes`]): reads only for sensitive files (`/etc/shadow`, `/root/.ssh/`,
 //!   …), writes below system directories (`/etc/`, `/bin/`, `/usr/bin/`, `/root/`, `/var/log/`…),
-//!   plus deletion or renaming of `*_history` files. The filter matches the path as the caller
-//!   gave it, so a relative path never matches (events that pass are made absolute in user
-//!   space, against the cwd or the directory descriptor). Every syscall program runs at the
+//!   plus deletion or renaming of `*_history` files. An absolute path is matched as the caller
+//!   gave it; a relative one by the path it reaches: a relative open that succeeded by its
+//!   file's directory (walked in the kernel up to the task's root, cached per directory) and
+//!   name, a relative unlink or rename by its directory (the cwd or the directory descriptor)
+//!   and the path as given. Every syscall program runs at the
 //!   syscall's exit only, with the arguments from the user registers it was entered with
 //!   (x86-64): the path is read after the kernel has read it (so it is mapped, even a string in
 //!   a page the process had not touched before), and most opens are rejected on its first 15

@@ -1111,3 +1111,63 @@ async fn refused_connect_still_names_the_server_it_tried() {
         "the port it tried, though no peer is left"
     );
 }
+
+/// Unlinks argv[1] (an unwatched path that does not exist) argv[2] times, then opens
+/// /etc/shadow.
+const UNLINK_STORM_C: &str = r#"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 3) return 1;
+    int n = atoi(argv[2]);
+    for (int i = 0; i < n; i++)
+        if (unlink(argv[1]) == 0) return 2;
+    int fd = open("/etc/shadow", O_RDONLY); if (fd < 0) return 4; close(fd);
+    return 0;
+}
+"#;
+
+/// An unlink is checked after its path is read into a reserved record, which an unwatched path
+/// gives back. Given-back records keep their room until the reader passes them, and the reader,
+/// seeing no records, sleeps: the kernel must wake it before they fill the ring, or the records
+/// that are wanted find no room. 200k unlinks give back about 144 MB within a fraction of a
+/// second; the ring holds 16 MB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlinks_of_unwatched_files_never_fill_the_ring() {
+    if !can_run_ebpf() {
+        return;
+    }
+    let bin = match testkit::compile_static_c("vigil-unlink-storm", UNLINK_STORM_C) {
+        Ok(b) => b,
+        Err(e) => {
+            testkit::skip(&format!("cannot compile the unlink storm program: {e}"));
+            return;
+        }
+    };
+    let (h, mut rx) = start_with(SensorConfig {
+        backend: BackendChoice::Ebpf,
+        docker_events: false,
+        ..Default::default()
+    })
+    .await;
+    // Let the reader fall asleep first (nothing wanted happens for a drain interval).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let scratch = std::env::temp_dir().join(format!("vigil-unlink-storm-{}", std::process::id()));
+    let child = Command::new(&bin)
+        .arg(&scratch)
+        .arg("200000")
+        .spawn()
+        .expect("runs");
+    let pid = child.id();
+    let st = child.wait_with_output().expect("waits").status;
+    assert!(st.success(), "storm program: {st:?}");
+    let shadow = wait_for(&mut rx, 5, |e| {
+        e.process.as_ref().is_some_and(|p| p.pid == pid)
+            && e.fd.as_ref().is_some_and(|f| f.path == "/etc/shadow")
+    })
+    .await;
+    let s = h.stats();
+    assert_eq!(s.ring_drops, 0, "{s:?}");
+    assert!(shadow.is_some(), "the open after the storm arrives: {s:?}");
+}
