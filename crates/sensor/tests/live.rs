@@ -54,6 +54,18 @@ async fn wait_for(
     }
 }
 
+/// A test program compiled from C (`what` names it in the skip message), or `None` after a
+/// skip when no C compiler works here.
+fn compiled(name: &str, c_source: &str, what: &str) -> Option<std::path::PathBuf> {
+    match testkit::compile_static_c(name, c_source) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            testkit::skip(&format!("cannot compile the {what}: {e}"));
+            None
+        }
+    }
+}
+
 /// Collects every event for `secs` seconds.
 async fn collect(rx: &mut EventStream, secs: u64) -> Vec<Event> {
     let mut v = Vec::new();
@@ -532,12 +544,8 @@ async fn memfd_create_and_fileless_exec() {
     if !can_run_ebpf() {
         return;
     }
-    let bin = match testkit::compile_static_c("vigil-memfd-exec", MEMFD_EXEC_C) {
-        Ok(b) => b,
-        Err(e) => {
-            testkit::skip(&format!("cannot compile the memfd test program: {e}"));
-            return;
-        }
+    let Some(bin) = compiled("vigil-memfd-exec", MEMFD_EXEC_C, "memfd test program") else {
+        return;
     };
     let (_h, mut rx) = start(BackendChoice::Ebpf).await;
     let st = Command::new(&bin).status().expect("runs");
@@ -742,12 +750,12 @@ async fn kernel_file_filter_keeps_watched_paths_only() {
     if !can_run_ebpf() {
         return;
     }
-    let bin = match testkit::compile_static_c("vigil-file-filter", FILE_FILTER_C) {
-        Ok(b) => b,
-        Err(e) => {
-            testkit::skip(&format!("cannot compile the file filter test program: {e}"));
-            return;
-        }
+    let Some(bin) = compiled(
+        "vigil-file-filter",
+        FILE_FILTER_C,
+        "file filter test program",
+    ) else {
+        return;
     };
     let (_h, mut rx) = start(BackendChoice::Ebpf).await;
     let name = format!("vigil-filter-{}", std::process::id());
@@ -857,14 +865,12 @@ async fn relative_paths_pass_the_kernel_filter_by_the_path_they_reach() {
     if !can_run_ebpf() {
         return;
     }
-    let bin = match testkit::compile_static_c("vigil-relative-open", RELATIVE_OPEN_C) {
-        Ok(b) => b,
-        Err(e) => {
-            testkit::skip(&format!(
-                "cannot compile the relative open test program: {e}"
-            ));
-            return;
-        }
+    let Some(bin) = compiled(
+        "vigil-relative-open",
+        RELATIVE_OPEN_C,
+        "relative open test program",
+    ) else {
+        return;
     };
     if !std::path::Path::new("/etc/gshadow").exists() {
         testkit::skip("/etc/gshadow does not exist on this host");
@@ -1138,12 +1144,8 @@ async fn unlinks_of_unwatched_files_never_fill_the_ring() {
     if !can_run_ebpf() {
         return;
     }
-    let bin = match testkit::compile_static_c("vigil-unlink-storm", UNLINK_STORM_C) {
-        Ok(b) => b,
-        Err(e) => {
-            testkit::skip(&format!("cannot compile the unlink storm program: {e}"));
-            return;
-        }
+    let Some(bin) = compiled("vigil-unlink-storm", UNLINK_STORM_C, "unlink storm program") else {
+        return;
     };
     let (h, mut rx) = start_with(SensorConfig {
         backend: BackendChoice::Ebpf,
