@@ -154,25 +154,33 @@ struct {
 	__type(value, u64);
 } known_cgroups SEC(".maps");
 
-// Directories that relative opens were made in, with their path as the opening task sees it,
-// so that `cd /etc; cat shadow` passes the path filter as `/etc/shadow` does. A direct-mapped
-// cache (a slot per directory name hash: one array load, no locks): an entry holds
-// the dentry, its mount and the task's root it was walked for (a directory bind-mounted twice,
-// or seen from another root, has another path), and is walked again after DIR_TTL_JIFFIES
-// (about a second), so a renamed directory is seen by its new name within that time. Two directories that share a
-// slot take turns.
+// Directories that relative paths were used in, with their path as the task sees it, so that
+// `cd /etc; cat shadow` passes the path filter as `/etc/shadow` does. A direct-mapped cache (a
+// slot per directory name hash: one array load, no locks). An entry holds the dentry, its
+// mount and the task's root it was walked for (a directory bind-mounted twice, or seen from
+// another root, has another path), and is walked again after DIR_TTL_JIFFIES (about a second),
+// so a renamed directory is seen by its new name within that time. Two directories that share
+// a slot take turns.
 struct dir_val {
 	u64 dentry;
 	u64 mnt;
 	u64 root;
-	u64 ts;                   /* when it was walked (bpf_jiffies64) */
-	u64 w[2];                 /* the first 16 bytes of a file's path here: the directory's */
-	u32 len;                  /* path and '/', zero after them; length of the path (0 for */
-	u32 could_match;          /* the root); whether some prefix can match a file here */
+	u64 ts;          /* when it was walked (bpf_jiffies64) */
+	u64 w[2];        /* the first 16 bytes of a file's path here: the directory's path and
+			  * '/', as far as they go, zero after */
+	u32 len;         /* length of the directory's path; 0 for the root */
+	u32 could_match; /* some prefix can match a file here */
 	char p[2 * PATH_MAX_LEN]; /* the path, right-aligned to end at p[PATH_MAX_LEN] */
 };
 
 #define DIR_TTL_JIFFIES 256 /* 1 s at HZ=250 */
+#define DIR_SLOTS 4096
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DIR_SLOTS);
+	__type(key, u32);
+	__type(value, struct dir_val);
+} dirs SEC(".maps");
 
 // Where at_dir composes a path (the composed part may run past PATH_MAX_LEN, which the
 // verifier must see to be in bounds) before it is copied into the record.
@@ -182,13 +190,6 @@ struct {
 	__type(key, u32);
 	__type(value, char[2 * PATH_MAX_LEN]);
 } path_scratch SEC(".maps");
-#define DIR_SLOTS 4096
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, DIR_SLOTS);
-	__type(key, u32);
-	__type(value, struct dir_val);
-} dirs SEC(".maps");
 
 // 0: ring buffer reservation failed (event lost), 1: a path the syscall succeeded with could not
 // be read back at its exit (event lost)
@@ -616,8 +617,7 @@ static __always_inline int walk_dir(char *buf, struct dentry *d, struct vfsmount
 }
 
 // The first 16 bytes of the path of a file in the directory whose path (`len` bytes,
-// right-aligned as walk_dir leaves it) is in `v->p`: the directory's path and '/', as far as
-// they go (zero after), go to `v->w`. Whether some prefix can match a file there goes to
+// right-aligned as walk_dir leaves it) is in `v->p` go to `v->w`. Whether some prefix can match a file there goes to
 // `v->could_match`: the words are compared as maybe_wanted compares an absolute path's, over
 // the bytes they know (a necessary condition; the full path is checked with `wanted`).
 static __always_inline void dir_head(struct dir_val *v, u32 len)
