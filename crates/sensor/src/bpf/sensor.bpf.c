@@ -502,6 +502,21 @@ static __always_inline struct pt_regs *syscall_regs(void)
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
+// Defines the program at syscall `name`'s exit tracepoint (`sys_exit_<name>`, the name user
+// space selects it by); the block that follows is its body, with the user registers the
+// syscall was entered with in `regs` and its result in `ret`.
+#define SYSCALL_EXIT(name)                                                          \
+	static __always_inline int name##_exit_body(struct pt_regs *regs, long ret); \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                  \
+	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)                   \
+	{                                                                           \
+		struct pt_regs *regs = syscall_regs();                              \
+		if (!regs)                                                          \
+			return 0;                                                   \
+		return name##_exit_body(regs, ctx->ret);                            \
+	}                                                                           \
+	static __always_inline int name##_exit_body(struct pt_regs *regs, long ret)
+
 // Does an open of `path` with `flags` pass the kernel filter?
 static __always_inline bool wanted(const char *path, u32 flags, bool is_write)
 {
@@ -865,42 +880,26 @@ static __always_inline int open_exit(long ret, u32 kind, int dfd, const char *up
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_open")
-int sys_exit_open(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(open)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
-	return open_exit(ctx->ret, K_OPEN, -100, (const char *)regs->di, regs->si, regs->dx);
+	return open_exit(ret, K_OPEN, -100, (const char *)regs->di, regs->si, regs->dx);
 }
 
-SEC("tracepoint/syscalls/sys_exit_creat")
-int sys_exit_creat(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(creat)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
-	return open_exit(ctx->ret, K_CREAT, -100, (const char *)regs->di, O_CREAT | O_WRONLY | O_TRUNC, regs->si);
+	return open_exit(ret, K_CREAT, -100, (const char *)regs->di, O_CREAT | O_WRONLY | O_TRUNC, regs->si);
 }
 
-SEC("tracepoint/syscalls/sys_exit_openat")
-int sys_exit_openat(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(openat)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
-	return open_exit(ctx->ret, K_OPENAT, regs->di, (const char *)regs->si, regs->dx, regs->r10);
+	return open_exit(ret, K_OPENAT, regs->di, (const char *)regs->si, regs->dx, regs->r10);
 }
 
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int sys_exit_openat2(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(openat2)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
 	struct open_how how = {};
 	bpf_probe_read_user(&how, sizeof(how), (void *)regs->dx);
-	return open_exit(ctx->ret, K_OPENAT2, regs->di, (const char *)regs->si, how.flags, how.mode);
+	return open_exit(ret, K_OPENAT2, regs->di, (const char *)regs->si, how.flags, how.mode);
 }
 
 // unlink and rename: reported when a path is watched for writes, or names a shell history.
@@ -929,22 +928,14 @@ static __always_inline int unlink_exit(long ret, u32 kind, int dfd, const char *
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_unlink")
-int sys_exit_unlink(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(unlink)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
-	return unlink_exit(ctx->ret, K_UNLINK, -100, (const char *)regs->di, 0);
+	return unlink_exit(ret, K_UNLINK, -100, (const char *)regs->di, 0);
 }
 
-SEC("tracepoint/syscalls/sys_exit_unlinkat")
-int sys_exit_unlinkat(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(unlinkat)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
-	return unlink_exit(ctx->ret, K_UNLINKAT, regs->di, (const char *)regs->si, regs->dx);
+	return unlink_exit(ret, K_UNLINKAT, regs->di, (const char *)regs->si, regs->dx);
 }
 
 // The new path is relative to `newdfd`, which the record carries in `aux`.
@@ -980,32 +971,20 @@ static __always_inline int rename_exit(long ret, u32 kind, int olddfd, const cha
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_rename")
-int sys_exit_rename(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(rename)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
-	return rename_exit(ctx->ret, K_RENAME, -100, (const char *)regs->di, -100, (const char *)regs->si, 0);
+	return rename_exit(ret, K_RENAME, -100, (const char *)regs->di, -100, (const char *)regs->si, 0);
 }
 
-SEC("tracepoint/syscalls/sys_exit_renameat")
-int sys_exit_renameat(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(renameat)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
-	return rename_exit(ctx->ret, K_RENAMEAT, regs->di, (const char *)regs->si, regs->dx,
+	return rename_exit(ret, K_RENAMEAT, regs->di, (const char *)regs->si, regs->dx,
 			   (const char *)regs->r10, 0);
 }
 
-SEC("tracepoint/syscalls/sys_exit_renameat2")
-int sys_exit_renameat2(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(renameat2)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
-	return rename_exit(ctx->ret, K_RENAMEAT2, regs->di, (const char *)regs->si, regs->dx,
+	return rename_exit(ret, K_RENAMEAT2, regs->di, (const char *)regs->si, regs->dx,
 			   (const char *)regs->r10, regs->r8);
 }
 
@@ -1027,44 +1006,28 @@ static __always_inline int simple_exit(long ret, u32 kind, u32 flags, u32 mode, 
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_setuid")
-int sys_exit_setuid(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(setuid)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
-	return simple_exit(ctx->ret, K_SETUID, 0, 0, regs->di, 0, 0);
+	return simple_exit(ret, K_SETUID, 0, 0, regs->di, 0, 0);
 }
 
-SEC("tracepoint/syscalls/sys_exit_setgid")
-int sys_exit_setgid(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(setgid)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
-	return simple_exit(ctx->ret, K_SETGID, 0, 0, regs->di, 0, 0);
+	return simple_exit(ret, K_SETGID, 0, 0, regs->di, 0, 0);
 }
 
-SEC("tracepoint/syscalls/sys_exit_ptrace")
-int sys_exit_ptrace(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(ptrace)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
 	u64 req = regs->di;
 	/* only requests that take control or write another process */
 	if (!(req == 0 || req == 4 || req == 5 || req == 6 || req == 16 || req == 0x4206))
 		return 0;
-	return simple_exit(ctx->ret, K_PTRACE, 0, req, regs->si, req, 0);
+	return simple_exit(ret, K_PTRACE, 0, req, regs->si, req, 0);
 }
 
-SEC("tracepoint/syscalls/sys_exit_memfd_create")
-int sys_exit_memfd_create(struct trace_event_raw_sys_exit *ctx)
+SYSCALL_EXIT(memfd_create)
 {
-	struct pt_regs *regs = syscall_regs();
-	if (!regs)
-		return 0;
-	return simple_exit(ctx->ret, K_MEMFD, regs->si, 0, 0, 0, (const char *)regs->di);
+	return simple_exit(ret, K_MEMFD, regs->si, 0, 0, 0, (const char *)regs->di);
 }
 
 // ---- sockets ----
