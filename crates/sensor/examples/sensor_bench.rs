@@ -2,14 +2,16 @@
 //!
 //! `cargo run --release -p vigil-sensor --example sensor_bench -- [--no-syscall-events]
 //! [--drain-ms MS] [--reader-nice N] [--ring-kb KB] [--storm-threads N] [--refused N]
-//! [--relative-opens N] [--stream]
+//! [--relative-opens N] [--watched-opens N] [--stream]
 //! [--all-events] [--event-types LIST] [EXECS [CONNECTS [OPENS [ROUNDS]]]]`
 //!
 //! Prints events/s captured, drops, slowdown, sensor and BPF CPU and p99 latency for an exec, a
 //! connect, an open and a refused-connect storm (`--refused`: that many connects by one thread
 //! to a port nobody listens on, default 60000; what tracing adds to each connect syscall, to a
 //! few nanoseconds; `--relative-opens`: that many reads of the open storm's file by a relative
-//! path, default 0), without and with the sensor (medians of ROUNDS alternating
+//! path, default 0; `--watched-opens`: that many reads of `/etc/shadow`, which the built-in rules
+//! watch, so every one is an event: the highest event rate this machine produces, default
+//! 200000), without and with the sensor (medians of ROUNDS alternating
 //! rounds, default 25, with a 95% confidence interval of the median slowdown). A count of 0
 //! skips that storm. `--no-syscall-events` measures the sensor with process and Docker events
 //! only; `--drain-ms` sets how often the reader drains the ring buffer at the latest (default
@@ -106,6 +108,9 @@ fn config(args: &mut Vec<String>) -> Result<sensor::bench::BenchConfig, String> 
     }
     if let Some(n) = take_number(args, "--relative-opens")? {
         cfg.relative_opens = n;
+    }
+    if let Some(n) = take_number(args, "--watched-opens")? {
+        cfg.watched_opens = n;
     }
     if let Some(n) = take_number(args, "--refused")? {
         cfg.refused = n;

@@ -39,6 +39,10 @@ pub struct BenchConfig {
     pub opens: u32,
     /// The same reads by a path relative to the working directory (`relopen`; 0 skips it).
     pub relative_opens: u32,
+    /// Reads of `/etc/shadow`, a file the built-in rules watch (`watched`; 0 skips it): every
+    /// open passes the kernel filter and becomes an event, so this storm drives the sensor at
+    /// the highest event rate this machine produces.
+    pub watched_opens: u32,
     /// Connects to a port nobody listens on, by one thread (0 skips it): refused at once, so
     /// each costs the same few microseconds and what the sensor adds to a connect syscall
     /// shows to a few nanoseconds, with the other CPUs left to the sensor.
@@ -74,6 +78,7 @@ impl Default for BenchConfig {
             connects: 20_000,
             opens: 500_000,
             relative_opens: 0,
+            watched_opens: 200_000,
             refused: 60_000,
             rounds: 25,
             backend: BackendChoice::Ebpf,
@@ -627,6 +632,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
         ("connect", cfg.connects),
         ("open", cfg.opens),
         ("relopen", cfg.relative_opens),
+        ("watched", cfg.watched_opens),
         ("refused", cfg.refused),
     ] {
         if ops == 0 {
@@ -885,7 +891,7 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
     let n: u32 = args
         .get(1)
         .and_then(|s| s.parse().ok())
-        .ok_or("usage: exec|connect|open|relopen|refused N [THREADS]")?;
+        .ok_or("usage: exec|connect|open|relopen|watched|refused N [THREADS]")?;
     let threads: u32 = match args.get(2) {
         Some(t) => t
             .parse()
@@ -957,14 +963,17 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
             }
             Ok(t0.elapsed().as_nanos() as u64)
         }
-        "open" | "relopen" => {
+        "open" | "relopen" | "watched" => {
             // `relopen`: the same file by a path relative to the working directory, which
-            // the kernel filter resolves through its cache of directories.
-            let path = if storm == "relopen" {
-                std::env::set_current_dir("/etc").map_err(|e| format!("chdir /etc: {e}"))?;
-                "hostname"
-            } else {
-                "/etc/hostname"
+            // the kernel filter resolves through its cache of directories; `watched`: a file
+            // the filter passes, so that every open is an event.
+            let path = match storm {
+                "relopen" => {
+                    std::env::set_current_dir("/etc").map_err(|e| format!("chdir /etc: {e}"))?;
+                    "hostname"
+                }
+                "watched" => "/etc/shadow",
+                _ => "/etc/hostname",
             };
             let t0 = Instant::now();
             let hs: Vec<_> = (0..threads)
@@ -994,7 +1003,7 @@ pub fn worker_main(args: &[String]) -> Result<u64, String> {
             Ok(t0.elapsed().as_nanos() as u64)
         }
         other => Err(format!(
-            "unknown storm `{other}` (exec, connect, open, relopen or refused)"
+            "unknown storm `{other}` (exec, connect, open, relopen, watched or refused)"
         )),
     }
 }

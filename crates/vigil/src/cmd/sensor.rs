@@ -57,6 +57,10 @@ pub struct Args {
     /// Opens of a non-watched file made by the benchmark's open storm.
     #[arg(long, default_value_t = 500000, requires = "bench")]
     bench_opens: u32,
+    /// Opens of `/etc/shadow`, which the built-in rules watch (every one an event), made by
+    /// the benchmark's watched storm.
+    #[arg(long, default_value_t = 200000, requires = "bench")]
+    bench_watched: u32,
     /// Connects by one thread to a port nobody listens on, made by the benchmark's refused
     /// storm (what tracing adds to each connect syscall).
     #[arg(long, default_value_t = 60000, requires = "bench")]
@@ -163,6 +167,7 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
             execs: args.bench_execs,
             connects: args.bench_connects,
             opens: args.bench_opens,
+            watched_opens: args.bench_watched,
             refused: args.bench_refused,
             rounds: args.bench_rounds,
             syscall_events: !args.no_syscall_events,
