@@ -298,7 +298,8 @@ static __always_inline void fill_hdr(struct hdr *h, u32 kind, struct task_struct
 	h->ts = bpf_ktime_get_boot_ns();
 	h->res = 0;
 	h->start_time = t->start_boottime;
-	bpf_get_current_comm(&h->comm, sizeof(h->comm));
+	/* `t` is the current task: its name in two direct loads, not a helper call */
+	__builtin_memcpy(h->comm, t->comm, sizeof(h->comm));
 	struct cgroup *cg = task_cgroup(t);
 	struct kernfs_node *kn = cg ? cg->kn : 0;
 	u64 id = kn ? kn->id : 0;
@@ -472,8 +473,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 // The file behind descriptor `fd` of the current task, readable by direct loads (0 if none).
 static __always_inline struct file *fd_file(int fd)
 {
-	/* direct (BTF) loads throughout; the variable index into the fd array goes through a
-	 * cast of the slot's address */
+	/* direct (BTF) loads throughout; the array's slot at the variable index is read through
+	 * a cast of its address to a kernel type that begins with 8 bytes (`struct fd`) */
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct files_struct *files = t->files;
 	struct fdtable *fdt = files ? files->fdt : 0;
@@ -483,7 +484,10 @@ static __always_inline struct file *fd_file(int fd)
 	if (fd < 0 || (u32)fd >= max)
 		return 0;
 	struct file *f = 0;
-	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
+	if (HAVE_RDONLY_CAST)
+		f = (struct file *)*(u64 *)KCAST(&fdt->fd[fd], struct fd);
+	else
+		bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
 	if (!f)
 		return 0;
 	return KCAST(f, struct file);
