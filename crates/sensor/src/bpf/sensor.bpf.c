@@ -283,14 +283,15 @@ static __always_inline u32 task_vpid(struct task_struct *t)
 static __always_inline void fill_hdr(struct hdr *h, u32 kind, struct task_struct *t)
 {
 	u64 pt = bpf_get_current_pid_tgid();
-	u64 ug = bpf_get_current_uid_gid();
 	h->kind = kind;
 	h->pid = pt >> 32;
 	h->tid = (u32)pt;
 	h->ppid = t->real_parent->tgid;
 	h->vpid = task_vpid(t);
-	h->uid = (u32)ug;
-	h->gid = ug >> 32;
+	/* the ids as the initial user namespace has them, as bpf_get_current_uid_gid gives them */
+	const struct cred *cred = t->cred;
+	h->uid = cred->uid.val;
+	h->gid = cred->gid.val;
 	if (bpf_core_field_exists(t->loginuid))
 		h->loginuid = t->loginuid.val;
 	else
