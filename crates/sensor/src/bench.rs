@@ -1,7 +1,9 @@
-//! The sensor benchmark: an exec storm, a connect storm and an open storm (reads of a file the
-//! kernel filter drops), each run without and with the sensor, reporting events/s captured,
-//! drops, the storm's slowdown, the sensor's CPU, the BPF programs' CPU and the latency from the
-//! kernel's timestamp to the event reaching the consumer.
+//! The sensor benchmark: an exec storm, a connect storm, an open storm (reads of a file the
+//! kernel filter drops), a watched-open storm (reads of a file it passes, each an event: the
+//! highest event rate this machine produces) and a refused-connect storm, each run without and
+//! with the sensor, reporting events/s captured, drops, the storm's slowdown, the sensor's CPU,
+//! the BPF programs' CPU and the latency from the kernel's timestamp to the event reaching the
+//! consumer.
 //!
 //! Rounds alternate without/with the sensor (the order flips every round) and the figures are
 //! medians over the rounds, so background load on a shared machine hits both sides alike. The
@@ -12,8 +14,8 @@
 //! the per-program lines).
 //!
 //! The storms run in a worker process (the sensor ignores its own process), started as
-//! `worker_cmd… exec N` / `worker_cmd… connect N` / `worker_cmd… open N`, which prints the
-//! storm's elapsed nanoseconds; [`worker_main`] implements that side.
+//! `worker_cmd… STORM N THREADS`, which prints the storm's elapsed nanoseconds;
+//! [`worker_main`] implements that side.
 
 use crate::{BackendChoice, BpfProgramStats, Sensor, SensorConfig, SensorError};
 use model::Event;
